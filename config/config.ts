@@ -1,0 +1,127 @@
+/**
+ * Reads the environment once, validates every variable, reports every problem at once, and
+ * returns a frozen, typed configuration. Only entry points call `loadConfig`; everything below
+ * them receives the parts of the result it needs.
+ */
+import { ConfigError } from './errors.ts'
+import type { ConfigProblem } from './errors.ts'
+import { VARIABLES } from './variables.ts'
+import type { Values, VariableName, Variable } from './variables.ts'
+
+export interface LoadConfigOptions {
+  /** Relative paths resolve against it. @defaultValue process.cwd() at the entry point */
+  cwd: string
+}
+
+/** Masks the password of a URL-shaped secret and anything else wholesale. */
+export function maskSecret (raw: string): string {
+  try {
+    const parsed = new URL(raw)
+    if (parsed.password !== '') parsed.password = '***'
+    return parsed.toString().replace(/\/$/, '')
+  } catch {
+    return '***'
+  }
+}
+
+function parseAll (env: Readonly<Record<string, string | undefined>>, cwd: string): { values: Partial<Values>, problems: ConfigProblem[] } {
+  const values: Record<string, unknown> = {}
+  const problems: ConfigProblem[] = []
+  for (const [name, spec] of Object.entries(VARIABLES) as Array<[VariableName, Variable<unknown>]>) {
+    const given = env[name]
+    const raw = given === undefined || given.trim() === '' ? spec.default : given
+    if (raw === undefined) continue
+    const parsed = spec.parse(raw, { cwd })
+    if (parsed.ok) values[name] = parsed.value
+    else problems.push({ variable: name, value: spec.secret === true ? maskSecret(raw) : raw, expected: parsed.expected })
+  }
+  return { values: values, problems }
+}
+
+/** Rules that involve more than one variable; each is checked when its inputs parsed. */
+function crossCheck (values: Partial<Values>): ConfigProblem[] {
+  const problems: ConfigProblem[] = []
+  const topicVariables = ['TOPIC_BILLING', 'TOPIC_NETWORK', 'TOPIC_DEVICE', 'TOPIC_CRM_OUTCOMES', 'TOPIC_FEATURES', 'TOPIC_CHURN_RISK'] as const
+  const seen = new Map<string, VariableName>()
+  for (const name of topicVariables) {
+    const topic = values[name]
+    if (topic === undefined) continue
+    const other = seen.get(topic)
+    if (other !== undefined) problems.push({ variable: name, value: topic, expected: `a topic name different from ${other}` })
+    seen.set(topic, name)
+    if (values.TOPIC_DLQ_SUFFIX !== undefined && topic.endsWith(values.TOPIC_DLQ_SUFFIX)) {
+      problems.push({ variable: name, value: topic, expected: `a name not ending in the dead-letter suffix ${values.TOPIC_DLQ_SUFFIX}` })
+    }
+  }
+  const broker = values.KAFKA_BROKERS?.[0]
+  if (broker !== undefined && broker.port === values.STACK_KAFKA_CONTROLLER_PORT) {
+    problems.push({ variable: 'STACK_KAFKA_CONTROLLER_PORT', value: String(values.STACK_KAFKA_CONTROLLER_PORT), expected: `a port other than the broker's (${broker.port} in KAFKA_BROKERS)` })
+  }
+  return problems
+}
+
+function build (values: Values) {
+  const dlq = (topic: string): string => `${topic}${values.TOPIC_DLQ_SUFFIX}`
+  return {
+    kafka: { brokers: values.KAFKA_BROKERS, clientId: values.KAFKA_CLIENT_ID },
+    registry: { url: values.SCHEMA_REGISTRY_URL },
+    redis: { url: values.REDIS_URL },
+    lakehouse: { path: values.DUCKDB_PATH },
+    model: { dir: values.MODEL_DIR },
+    topics: {
+      billing: values.TOPIC_BILLING,
+      network: values.TOPIC_NETWORK,
+      device: values.TOPIC_DEVICE,
+      crmOutcomes: values.TOPIC_CRM_OUTCOMES,
+      features: values.TOPIC_FEATURES,
+      churnRisk: values.TOPIC_CHURN_RISK,
+      deadLetter: dlq,
+      partitions: values.TOPIC_PARTITIONS,
+      replicationFactor: values.TOPIC_REPLICATION_FACTOR
+    },
+    log: { level: values.LOG_LEVEL, format: values.LOG_FORMAT },
+    stack: {
+      dir: values.STACK_DIR,
+      kafkaControllerPort: values.STACK_KAFKA_CONTROLLER_PORT,
+      kafkaHeap: values.STACK_KAFKA_HEAP,
+      registryHeap: values.STACK_REGISTRY_HEAP,
+      javaHome: values.STACK_JAVA_HOME ?? values.JAVA_HOME,
+      /** Whether the JDK was chosen explicitly (then it must be suitable) or is only a hint. */
+      javaHomeExplicit: values.STACK_JAVA_HOME !== undefined,
+      startTimeoutMs: values.STACK_START_TIMEOUT_MS
+    }
+  }
+}
+
+type DeepReadonly<T> = T extends (...args: never[]) => unknown ? T
+  : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T
+
+/** The validated configuration; its shape is inferred from the variables' parsers. */
+export type Config = DeepReadonly<ReturnType<typeof build>>
+
+function deepFreeze<T> (value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const inner of Object.values(value)) deepFreeze(inner)
+  }
+  return value
+}
+
+/**
+ * Validates `env` against every known variable and returns the frozen configuration.
+ * @throws ConfigError (`CHURN_CONFIG_INVALID`) listing every problem, not just the first.
+ */
+export function loadConfig (env: Readonly<Record<string, string | undefined>>, options: LoadConfigOptions): Config {
+  const { values, problems } = parseAll(env, options.cwd)
+  problems.push(...crossCheck(values))
+  if (problems.length > 0) throw new ConfigError(problems)
+  // Every variable without a default is optional in `Values`, so a clean parse is complete.
+  return deepFreeze(build(values as Values))
+}
+
+/** The README's configuration table, generated from the variables (kept current by a test). */
+export function renderConfigTable (): string {
+  const rows = (Object.entries(VARIABLES) as Array<[string, Variable<unknown>]>).map(([name, spec]) =>
+    `| \`${name}\` | ${spec.default === undefined ? '(unset)' : `\`${spec.default}\``} | ${spec.doc} |`)
+  return ['| variable | default | meaning |', '| --- | --- | --- |', ...rows].join('\n')
+}

@@ -1,0 +1,56 @@
+/**
+ * Every environment variable the project reads, with its default, its parser and what it is for.
+ * This table is the single source: `loadConfig` validates against it, the configuration type is
+ * inferred from it, and the README's configuration table is generated from it (a unit test keeps
+ * the README current).
+ */
+import { filePath, heapSize, hostPortList, integer, oneOf, port, text, topicName, url } from './parsers.ts'
+import type { Parser } from './parsers.ts'
+
+export interface Variable<T> {
+  /** What the value is for, one sentence; shown in the README table. */
+  doc: string
+  /** The raw default, as it would be written in the environment; `undefined` means optional. */
+  default: string | undefined
+  parse: Parser<T>
+  /** Printed masked (`churn config`, error messages). */
+  secret?: boolean
+}
+
+const variable = <T, D extends string | undefined>(v: Variable<T> & { default: D }): Variable<T> & { default: D } => v
+
+export const VARIABLES = {
+  KAFKA_BROKERS: variable({ doc: 'Kafka bootstrap servers, host:port[,host:port...]. The local stack starts its broker on the first one.', default: '127.0.0.1:9092', parse: hostPortList }),
+  KAFKA_CLIENT_ID: variable({ doc: 'Kafka client id prefix; each role appends its name.', default: 'churn-scorer', parse: text({ pattern: /^[A-Za-z0-9._-]{1,100}$/, expected: '1-100 of A-Z a-z 0-9 . _ -' }) }),
+  SCHEMA_REGISTRY_URL: variable({ doc: 'Base URL of a Confluent-compatible schema registry API (Apicurio: `/apis/ccompat/v7`).', default: 'http://127.0.0.1:8081/apis/ccompat/v7', parse: url(['http:', 'https:']) }),
+  REDIS_URL: variable({ doc: 'Redis for the online feature store and the BullMQ queues.', default: 'redis://127.0.0.1:6379', parse: url(['redis:', 'rediss:']), secret: true }),
+  DUCKDB_PATH: variable({ doc: 'The lakehouse file; only the ingest role opens it for writing.', default: 'data/lakehouse.duckdb', parse: filePath }),
+  MODEL_DIR: variable({ doc: 'Folder of versioned model artifacts and the promoted-model pointer.', default: 'data/models', parse: filePath }),
+  TOPIC_BILLING: variable({ doc: 'Billing (BSS) events topic.', default: 'telco.billing.events', parse: topicName }),
+  TOPIC_NETWORK: variable({ doc: 'Network (OSS) events topic.', default: 'telco.network.events', parse: topicName }),
+  TOPIC_DEVICE: variable({ doc: 'Device (IoT) events topic.', default: 'telco.device.events', parse: topicName }),
+  TOPIC_CRM_OUTCOMES: variable({ doc: 'CRM churn outcomes topic (the labels).', default: 'telco.crm.outcomes', parse: topicName }),
+  TOPIC_FEATURES: variable({ doc: 'Compacted feature changelog topic, written by ingest, read by the scorer.', default: 'churn.features.changelog', parse: topicName }),
+  TOPIC_CHURN_RISK: variable({ doc: 'Churn-risk events topic, read by SMS and CRM services.', default: 'churn.risk.events', parse: topicName }),
+  TOPIC_DLQ_SUFFIX: variable({ doc: 'Appended to a consumed topic\'s name to name its dead-letter topic.', default: '.dlq', parse: text({ pattern: /^[A-Za-z0-9._-]{1,20}$/, expected: '1-20 of A-Z a-z 0-9 . _ -' }) }),
+  TOPIC_PARTITIONS: variable({ doc: 'Partitions per topic when the project creates it; the ceiling for consumer replicas.', default: '6', parse: integer(1, 10000) }),
+  TOPIC_REPLICATION_FACTOR: variable({ doc: 'Replication factor when the project creates a topic (1 on the local single broker).', default: '1', parse: integer(1, 16) }),
+  LOG_LEVEL: variable({ doc: 'pino log level.', default: 'info', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const) }),
+  LOG_FORMAT: variable({ doc: '`json`, `pretty`, or `auto` (pretty on a terminal, JSON otherwise).', default: 'auto', parse: oneOf(['auto', 'json', 'pretty'] as const) }),
+  STACK_DIR: variable({ doc: 'Local stack folder: download cache, service data, logs, pid files (git-ignored).', default: '.stack', parse: filePath }),
+  STACK_KAFKA_CONTROLLER_PORT: variable({ doc: 'Port of the local KRaft controller listener.', default: '9093', parse: port }),
+  STACK_KAFKA_HEAP: variable({ doc: 'Heap of the local Kafka broker (-Xmx).', default: '512m', parse: heapSize }),
+  STACK_REGISTRY_HEAP: variable({ doc: 'Heap of the local Apicurio Registry (-Xmx).', default: '512m', parse: heapSize }),
+  STACK_JAVA_HOME: variable({ doc: 'A JDK to run the local Kafka (17+) and Apicurio (21+); by default the newest suitable one on PATH, JAVA_HOME or /usr/lib/jvm.', default: undefined, parse: filePath }),
+  STACK_START_TIMEOUT_MS: variable({ doc: 'How long `stack up` waits for each service to answer its health check.', default: '180000', parse: integer(1000, 3_600_000) }),
+  JAVA_HOME: variable({ doc: 'Standard JDK location; one of the places the local stack looks for Java.', default: undefined, parse: filePath })
+} as const
+
+export type VariableName = keyof typeof VARIABLES
+
+/** The parsed value of each variable, inferred from its parser; optional ones may be undefined. */
+export type Values = {
+  [K in VariableName]: (typeof VARIABLES)[K] extends Variable<infer T>
+    ? ((typeof VARIABLES)[K]['default'] extends string ? T : T | undefined)
+    : never
+}
