@@ -1,0 +1,7 @@
+export { stackUp, stackDown, stackStatus, stackInstall, assertUp } from './stack.ts'
+export type { StackOptions, UpOutcome, DownOutcome, StatusRow } from './stack.ts'
+export { SERVICE_NAMES, pinnedVersions } from './services.ts'
+export type { ServiceName } from './services.ts'
+export type { ToolEnvironment } from './tools.ts'
+export { StackError, STACK_ERROR_CODES } from './errors.ts'
+export { probeKafka, probeRegistry, probeRedis } from './probes.ts'
