@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+/**
+ * The `churn` command line: the one entry point. It reads the environment once, builds the root
+ * logger, and hands both to the subcommand.
+ */
+import { ConfigError, loadConfig } from '../config/index.ts'
+import type { Config } from '../config/index.ts'
+import { describeError, errorCode } from '../core/errors.ts'
+import { createRootLogger } from '../core/logger.ts'
+import { routeProcessWarnings } from '../core/warnings.ts'
+import { configCommand } from './commands/config.ts'
+import { runCommand } from './commands/run.ts'
+import { smokeCommand } from './commands/smoke.ts'
+import { stackCommand } from './commands/stack.ts'
+import type { Command } from './context.ts'
+
+const COMMANDS: readonly Command[] = [runCommand, stackCommand, smokeCommand, configCommand]
+
+function help (): string {
+  const width = Math.max(...COMMANDS.map(c => c.usage.length))
+  return [
+    'usage: churn <command> [options]',
+    '',
+    ...COMMANDS.map(c => `  ${c.usage.padEnd(width)}  ${c.summary}`),
+    '',
+    'Configuration comes from environment variables; `churn config --doc` lists them.',
+    ''
+  ].join('\n')
+}
+
+async function main (argv: readonly string[]): Promise<number> {
+  const [name, ...args] = argv
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(help())
+    return name === undefined ? 2 : 0
+  }
+  const command = COMMANDS.find(c => c.name === name)
+  if (command === undefined) {
+    process.stderr.write(`churn: unknown command ${JSON.stringify(name)}\n\n${help()}`)
+    return 2
+  }
+
+  let config: Config
+  try {
+    config = loadConfig(process.env, { cwd: process.cwd() })
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`churn: ${error.message}\n`)
+      return 2
+    }
+    throw error
+  }
+  const pretty = config.log.format === 'pretty' || (config.log.format === 'auto' && process.stderr.isTTY)
+  const logger = await createRootLogger({ name: `churn-${command.name}`, level: config.log.level, pretty })
+  routeProcessWarnings(logger)
+  const tools = { searchPath: process.env.PATH ?? '', env: process.env, isRoot: process.getuid?.() === 0, logger }
+  try {
+    return await command.run(args, { config, logger, tools, out: process.stdout })
+  } catch (error) {
+    if (errorCode(error) === 'CHURN_CLI_USAGE') {
+      process.stderr.write(`churn ${command.name}: ${describeError(error)}\nusage: churn ${command.usage}\n`)
+      return 2
+    }
+    logger.error({ err: error }, `${command.name} failed`)
+    logger.flush()
+    return 1
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2))
