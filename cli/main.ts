@@ -9,13 +9,15 @@ import { describeError, errorCode } from '../core/errors.ts'
 import { createRootLogger } from '../core/logger.ts'
 import { routeProcessWarnings } from '../core/warnings.ts'
 import { configCommand } from './commands/config.ts'
+import { ingestCommand } from './commands/ingest.ts'
+import { lakehouseCommand } from './commands/lakehouse.ts'
 import { runCommand } from './commands/run.ts'
 import { schemasCommand } from './commands/schemas.ts'
 import { smokeCommand } from './commands/smoke.ts'
 import { stackCommand } from './commands/stack.ts'
 import type { Command } from './context.ts'
 
-const COMMANDS: readonly Command[] = [runCommand, stackCommand, schemasCommand, smokeCommand, configCommand]
+const COMMANDS: readonly Command[] = [runCommand, stackCommand, schemasCommand, smokeCommand, ingestCommand, lakehouseCommand, configCommand]
 
 function help (): string {
   const width = Math.max(...COMMANDS.map(c => c.usage.length))

@@ -66,7 +66,8 @@ function build (values: Values) {
     kafka: { brokers: values.KAFKA_BROKERS, clientId: values.KAFKA_CLIENT_ID },
     registry: { url: values.SCHEMA_REGISTRY_URL },
     redis: { url: values.REDIS_URL },
-    lakehouse: { path: values.DUCKDB_PATH },
+    lakehouse: { path: values.DUCKDB_PATH, exportDir: values.LAKEHOUSE_EXPORT_DIR },
+    ingest: { groupId: values.INGEST_GROUP_ID, batchMessages: values.INGEST_BATCH_MESSAGES, batchWaitMs: values.INGEST_BATCH_WAIT_MS },
     model: { dir: values.MODEL_DIR },
     topics: {
       billing: values.TOPIC_BILLING,

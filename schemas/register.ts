@@ -5,7 +5,7 @@
  */
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry'
 import type { Config } from '../config/index.ts'
-import { SOURCE_STREAMS, schemaVersions, subjectForTopic } from './catalog.ts'
+import { DERIVED_STREAMS, SOURCE_STREAMS, schemaVersions, subjectForTopic } from './catalog.ts'
 import type { SubjectName } from './catalog.ts'
 import { registerAvroSchema } from './registry.ts'
 
@@ -19,9 +19,22 @@ export interface RegisteredSubject {
   latestId: number
 }
 
+/** Registers the source streams' subjects (what producers and ingest need). */
 export async function registerSourceSchemas (options: { registry: SchemaRegistry, url: string, topics: Config['topics'] }): Promise<RegisteredSubject[]> {
+  return await registerStreams(SOURCE_STREAMS, options)
+}
+
+/** Registers the subjects of the streams the project produces itself (the feature changelog). */
+export async function registerDerivedSchemas (options: { registry: SchemaRegistry, url: string, topics: Config['topics'] }): Promise<RegisteredSubject[]> {
+  return await registerStreams(DERIVED_STREAMS, options)
+}
+
+async function registerStreams (
+  streams: ReadonlyArray<{ subject: SubjectName, topicKey: typeof SOURCE_STREAMS[number]['topicKey'] | typeof DERIVED_STREAMS[number]['topicKey'] }>,
+  options: { registry: SchemaRegistry, url: string, topics: Config['topics'] }
+): Promise<RegisteredSubject[]> {
   const registered: RegisteredSubject[] = []
-  for (const source of SOURCE_STREAMS) {
+  for (const source of streams) {
     const topic = options.topics[source.topicKey]
     const subject = subjectForTopic(topic)
     const ids: number[] = []

@@ -20,3 +20,46 @@ export const tools: ToolEnvironment = { searchPath: process.env.PATH ?? '', env:
 export function uniqueName (prefix: string): string {
   return `${prefix}-${randomUUID()}`
 }
+
+/**
+ * A configuration whose topics, consumer group and lakehouse file belong to one test only, so
+ * tests never see each other's data. `cleanup` deletes the topics and their subjects.
+ */
+export async function isolatedConfig (overrides: Record<string, string> = {}): Promise<{ config: Config, dir: string, cleanup: () => Promise<void> }> {
+  const { mkdtemp, rm } = await import('node:fs/promises')
+  const { tmpdir } = await import('node:os')
+  const path = await import('node:path')
+  const run = randomUUID().slice(0, 8)
+  const dir = await mkdtemp(path.join(tmpdir(), `churn-test-${run}-`))
+  const isolated = loadConfig({
+    ...process.env,
+    TOPIC_BILLING: `test.${run}.billing`,
+    TOPIC_NETWORK: `test.${run}.network`,
+    TOPIC_DEVICE: `test.${run}.device`,
+    TOPIC_CRM_OUTCOMES: `test.${run}.crm`,
+    TOPIC_FEATURES: `test.${run}.features`,
+    TOPIC_CHURN_RISK: `test.${run}.risk`,
+    INGEST_GROUP_ID: `test-ingest-${run}`,
+    DUCKDB_PATH: path.join(dir, 'lakehouse.duckdb'),
+    LAKEHOUSE_EXPORT_DIR: path.join(dir, 'export'),
+    MODEL_DIR: path.join(dir, 'models'),
+    ...overrides
+  }, { cwd: process.cwd() })
+  const cleanup = async (): Promise<void> => {
+    const { createKafka } = await import('../../streams/kafka.ts')
+    const { projectTopics } = await import('../../streams/topics.ts')
+    const topics = projectTopics(isolated.topics).map(t => t.topic)
+    const admin = createKafka({ brokers: isolated.kafka.brokers, clientId: `test-cleanup-${run}`, logger }).admin()
+    await admin.connect()
+    const existing = new Set(await admin.listTopics())
+    await admin.deleteTopics({ topics: topics.filter(t => existing.has(t)) }).catch(() => {})
+    await admin.disconnect()
+    for (const topic of topics) {
+      const url = `${isolated.registry.url}/subjects/${encodeURIComponent(`${topic}-value`)}`
+      await fetch(url, { method: 'DELETE' }).then(r => r.body?.cancel()).catch(() => {})
+      await fetch(`${url}?permanent=true`, { method: 'DELETE' }).then(r => r.body?.cancel()).catch(() => {})
+    }
+    await rm(dir, { recursive: true, force: true })
+  }
+  return { config: isolated, dir, cleanup }
+}

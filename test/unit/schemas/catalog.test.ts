@@ -14,7 +14,7 @@ describe('schemas/avro', () => {
         for (const version of versions) assert.doesNotThrow(() => avroType(version.schema), version.file)
       })
 
-      it('carries the event envelope every stream shares', async () => {
+      it('carries the event envelope every source stream shares', { skip: !SOURCE_STREAMS.some(s => s.subject === subject) && 'not a source stream' }, async () => {
         for (const { schema, file } of await schemaVersions(subject)) {
           const fields = new Map((schema.fields as Array<{ name: string, type: unknown }>).map(f => [f.name, f.type]))
           assert.equal(fields.get('eventId'), 'string', file)
@@ -42,6 +42,16 @@ describe('schemas/avro', () => {
     for (const field of ['signalDbm', 'latencyMs', 'packetLossPct']) assert.ok((await names('network')).includes(field), field)
     assert.ok((await names('device')).includes('batteryPct'))
     for (const field of ['outcome', 'effectiveDate']) assert.ok((await names('crm-outcome')).includes(field), field)
+  })
+})
+
+describe('schemas/avro/feature-changelog', () => {
+  it('carries exactly the Gold features, each nullable, in the lakehouse\'s order', async () => {
+    const { FEATURES } = await import('../../../lakehouse/features.ts')
+    const [latest] = (await schemaVersions('feature-changelog')).slice(-1)
+    const features = (latest?.schema.fields as Array<{ name: string, type: { fields: Array<{ name: string, type: unknown, default: unknown }> } }>).find(f => f.name === 'features')
+    assert.ok(features !== undefined)
+    assert.deepEqual(features.type.fields.map(f => [f.name, f.type, f.default]), FEATURES.map(f => [f.name, ['null', f.type], null]))
   })
 })
 

@@ -1,0 +1,257 @@
+/**
+ * The Gold feature definition: one specification that generates every SQL statement that
+ * computes features, so the live incremental refresh, the full recompute it is tested against,
+ * and the point-in-time ("as of") features of the training set cannot drift apart.
+ *
+ * The definition has three parts:
+ * - **measures**: mergeable aggregates per subscriber over its Silver events (sums, counts,
+ *   minima, maxima). A batch's measures merge into the stored state by adding sums and counts and
+ *   taking the larger maximum and smaller minimum, so a refresh reads only the batch.
+ * - **recent measures**: the sums and counts of the measures flagged `recent`, kept per subscriber
+ *   and UTC day. The recent window is the last {@link RECENT_DAYS} calendar days of the
+ *   subscriber's own activity (up to and including the day of its latest event), so Gold is a
+ *   function of the subscriber's events alone and a late event is placed by its event time. The
+ *   window only moves forward, so day buckets that fall out of it are deleted for good.
+ * - **features**: expressions over the measures (`s.`) and the recent window (`r.`).
+ *
+ * Days since last activity depends on when it is asked, so it is not stored in Gold: the
+ * training set computes it as of each label's time and the scorer as of scoring time, both with
+ * {@link daysSinceLastActivity} and {@link daysSinceLastActivitySql}.
+ *
+ * CRM outcomes are labels, never features: only billing, network and device events contribute.
+ */
+
+export const DAY_MS = 86_400_000
+export const RECENT_DAYS = 7
+/** The sources whose events make features. */
+export const FEATURE_SOURCES = ['billing', 'network', 'device'] as const
+
+type Aggregate = 'sum' | 'min' | 'max'
+
+export interface Measure {
+  name: string
+  aggregate: Aggregate
+  type: 'BIGINT' | 'INTEGER' | 'DOUBLE'
+  /** SQL over an event row of the unified event relation (see {@link eventsRelation}). */
+  expr: string
+  /** Also kept per day for the recent window (sums only). */
+  recent?: boolean
+}
+
+export const MEASURES: readonly Measure[] = [
+  { name: 'total_events', type: 'BIGINT', aggregate: 'sum', expr: '1', recent: true },
+  { name: 'billing_events', type: 'BIGINT', aggregate: 'sum', expr: "(source = 'billing')::BIGINT" },
+  { name: 'network_events', type: 'BIGINT', aggregate: 'sum', expr: "(source = 'network')::BIGINT", recent: true },
+  { name: 'device_events', type: 'BIGINT', aggregate: 'sum', expr: "(source = 'device')::BIGINT", recent: true },
+  { name: 'quality_sum', type: 'DOUBLE', aggregate: 'sum', expr: 'quality_score' },
+  { name: 'first_event_ms', type: 'BIGINT', aggregate: 'min', expr: 'event_time_ms' },
+  { name: 'last_event_ms', type: 'BIGINT', aggregate: 'max', expr: 'event_time_ms' },
+  { name: 'bill_sum', type: 'DOUBLE', aggregate: 'sum', expr: 'bill_amount' },
+  { name: 'data_used_sum', type: 'DOUBLE', aggregate: 'sum', expr: 'data_used_mb' },
+  { name: 'max_days_overdue', type: 'INTEGER', aggregate: 'max', expr: 'days_overdue' },
+  { name: 'overdue_count', type: 'BIGINT', aggregate: 'sum', expr: "(payment_status = 'OVERDUE')::BIGINT" },
+  { name: 'failed_payment_count', type: 'BIGINT', aggregate: 'sum', expr: "(payment_status = 'FAILED')::BIGINT" },
+  { name: 'signal_sum', type: 'DOUBLE', aggregate: 'sum', expr: 'signal_dbm', recent: true },
+  { name: 'latency_sum', type: 'DOUBLE', aggregate: 'sum', expr: 'latency_ms', recent: true },
+  { name: 'packet_loss_sum', type: 'DOUBLE', aggregate: 'sum', expr: 'packet_loss_pct', recent: true },
+  { name: 'throughput_sum', type: 'DOUBLE', aggregate: 'sum', expr: 'throughput_mbps' },
+  { name: 'dropped_calls_sum', type: 'BIGINT', aggregate: 'sum', expr: 'dropped_calls::BIGINT', recent: true },
+  { name: 'battery_sum', type: 'DOUBLE', aggregate: 'sum', expr: 'battery_pct' },
+  { name: 'active_minutes_sum', type: 'DOUBLE', aggregate: 'sum', expr: 'active_minutes', recent: true }
+]
+
+export type FeatureType = 'double' | 'long'
+
+export interface Feature {
+  name: string
+  type: FeatureType
+  /** SQL over the measures `s.<name>` and the recent window `r.<name>` (NULL when empty). */
+  sql: string
+  doc: string
+}
+
+const avg = (sum: string, count: string): string => `(${sum} / nullif(${count}, 0))`
+const recentAvg = (sum: string, count: string): string => avg(`r.${sum}`, `r.${count}`)
+const longAvg = (sum: string, count: string): string => avg(`s.${sum}`, `s.${count}`)
+
+/** Gold's features, in column order. Every one may be NULL (no events of that kind yet). */
+export const FEATURES: readonly Feature[] = [
+  { name: 'total_events', type: 'long', sql: 's.total_events', doc: 'Billing, network and device events in Silver.' },
+  { name: 'billing_events', type: 'long', sql: 's.billing_events', doc: 'Billing events.' },
+  { name: 'network_events', type: 'long', sql: 's.network_events', doc: 'Network events.' },
+  { name: 'device_events', type: 'long', sql: 's.device_events', doc: 'Device events.' },
+  { name: 'avg_signal_dbm', type: 'double', sql: longAvg('signal_sum', 'network_events'), doc: 'Mean signal, dBm.' },
+  { name: 'avg_latency_ms', type: 'double', sql: longAvg('latency_sum', 'network_events'), doc: 'Mean latency, ms.' },
+  { name: 'avg_packet_loss_pct', type: 'double', sql: longAvg('packet_loss_sum', 'network_events'), doc: 'Mean packet loss, %.' },
+  { name: 'avg_throughput_mbps', type: 'double', sql: longAvg('throughput_sum', 'network_events'), doc: 'Mean downlink throughput, Mbit/s.' },
+  { name: 'dropped_calls', type: 'long', sql: 's.dropped_calls_sum', doc: 'Calls dropped.' },
+  { name: 'avg_bill_amount', type: 'double', sql: longAvg('bill_sum', 'billing_events'), doc: 'Mean bill.' },
+  { name: 'avg_data_used_mb', type: 'double', sql: longAvg('data_used_sum', 'billing_events'), doc: 'Mean data used per bill, MB.' },
+  { name: 'max_days_overdue', type: 'long', sql: 's.max_days_overdue', doc: 'Most days overdue on any bill.' },
+  { name: 'overdue_count', type: 'long', sql: 's.overdue_count', doc: 'Bills with payment status OVERDUE.' },
+  { name: 'failed_payment_count', type: 'long', sql: 's.failed_payment_count', doc: 'Bills with payment status FAILED.' },
+  { name: 'avg_battery_pct', type: 'double', sql: longAvg('battery_sum', 'device_events'), doc: 'Mean battery, %.' },
+  { name: 'avg_active_minutes', type: 'double', sql: longAvg('active_minutes_sum', 'device_events'), doc: 'Mean device use per heartbeat, minutes.' },
+  { name: 'avg_quality_score', type: 'double', sql: longAvg('quality_sum', 'total_events'), doc: 'Mean source quality score of the events that passed the gate.' },
+  { name: 'recent_events', type: 'long', sql: 'coalesce(r.total_events, 0)', doc: `Events in the last ${RECENT_DAYS} days of activity.` },
+  { name: 'recent_avg_signal_dbm', type: 'double', sql: recentAvg('signal_sum', 'network_events'), doc: `Mean signal in the last ${RECENT_DAYS} days of activity, dBm.` },
+  { name: 'recent_avg_latency_ms', type: 'double', sql: recentAvg('latency_sum', 'network_events'), doc: `Mean latency in the last ${RECENT_DAYS} days of activity, ms.` },
+  { name: 'recent_avg_packet_loss_pct', type: 'double', sql: recentAvg('packet_loss_sum', 'network_events'), doc: `Mean packet loss in the last ${RECENT_DAYS} days of activity, %.` },
+  { name: 'recent_dropped_calls', type: 'long', sql: 'coalesce(r.dropped_calls_sum, 0)', doc: `Calls dropped in the last ${RECENT_DAYS} days of activity.` },
+  { name: 'signal_trend_dbm', type: 'double', sql: `${recentAvg('signal_sum', 'network_events')} - ${longAvg('signal_sum', 'network_events')}`, doc: 'Recent minus long-run mean signal; negative when the signal is getting worse.' },
+  { name: 'latency_trend_ms', type: 'double', sql: `${recentAvg('latency_sum', 'network_events')} - ${longAvg('latency_sum', 'network_events')}`, doc: 'Recent minus long-run mean latency; positive when it is getting worse.' },
+  { name: 'packet_loss_trend_pct', type: 'double', sql: `${recentAvg('packet_loss_sum', 'network_events')} - ${longAvg('packet_loss_sum', 'network_events')}`, doc: 'Recent minus long-run mean packet loss.' },
+  { name: 'device_use_trend', type: 'double', sql: `${recentAvg('active_minutes_sum', 'device_events')} / nullif(${longAvg('active_minutes_sum', 'device_events')}, 0)`, doc: 'Recent over long-run device use per heartbeat; below 1 when use is fading.' },
+  { name: 'tenure_days', type: 'double', sql: `(s.last_event_ms - s.first_event_ms) / ${DAY_MS}.0`, doc: 'Days between the first and the latest event seen.' }
+]
+
+/** The features a model reads: Gold's, plus days since last activity at the reference time. */
+export const DAYS_SINCE_LAST_ACTIVITY = 'days_since_last_activity'
+export const MODEL_FEATURES: readonly string[] = [...FEATURES.map(f => f.name), DAYS_SINCE_LAST_ACTIVITY]
+
+/** SQL for days since last activity, given SQL for the reference time and the last event time. */
+export function daysSinceLastActivitySql (referenceMs: string, lastEventMs: string): string {
+  return `(${referenceMs} - ${lastEventMs}) / ${DAY_MS}.0`
+}
+
+/** The same, for the scorer: it must equal the SQL above (a unit test checks). */
+export function daysSinceLastActivity (referenceMs: number, lastEventMs: number): number {
+  return (referenceMs - lastEventMs) / DAY_MS
+}
+
+const RECENT_MEASURES = MEASURES.filter(m => m.recent === true)
+
+/** `agg(expr) AS name` for each measure; sums of nothing are 0 so merging never meets NULL. */
+function measureSelect (measures: readonly Measure[]): string {
+  return measures.map(m => m.aggregate === 'sum'
+    ? `coalesce(sum(${m.expr}), 0) AS ${m.name}`
+    : `${m.aggregate}(${m.expr}) AS ${m.name}`).join(',\n  ')
+}
+
+/** `name = merge(stored, incoming)` for an upsert. */
+function measureMerge (measures: readonly Measure[], table: string): string {
+  return measures.map(m => {
+    switch (m.aggregate) {
+      case 'sum': return `${m.name} = ${table}.${m.name} + EXCLUDED.${m.name}`
+      case 'min': return `${m.name} = least(${table}.${m.name}, EXCLUDED.${m.name})`
+      case 'max': return `${m.name} = greatest(${table}.${m.name}, EXCLUDED.${m.name})`
+    }
+    throw new Error('unreachable')
+  }).join(',\n    ')
+}
+
+/**
+ * The unified event relation: each feature source's Silver rows projected to one shape (missing
+ * columns NULL), with `source` and `day`. `where` filters every source table (e.g. a batch id).
+ */
+export function eventsRelation (where = 'true'): string {
+  return FEATURE_SOURCES.map(source =>
+    `SELECT '${source}' AS source, (event_time_ms // ${DAY_MS}) AS day, * EXCLUDE (batch_id) FROM silver_${source} WHERE ${where}`
+  ).join('\nUNION ALL BY NAME\n')
+}
+
+function featureSelect (): string {
+  return FEATURES.map(f => `${f.type === 'long' ? `(${f.sql})::BIGINT` : `(${f.sql})::DOUBLE`} AS ${f.name}`).join(',\n  ')
+}
+
+/** DDL of the Gold tables. */
+export function goldDdl (): string[] {
+  const state = MEASURES.map(m => `${m.name} ${m.type}`).join(', ')
+  const daily = RECENT_MEASURES.map(m => `${m.name} ${m.type}`).join(', ')
+  const features = FEATURES.map(f => `${f.name} ${f.type === 'long' ? 'BIGINT' : 'DOUBLE'}`).join(', ')
+  return [
+    `CREATE TABLE IF NOT EXISTS gold_state (subscriber_id VARCHAR PRIMARY KEY, ${state}, version BIGINT NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS gold_daily (subscriber_id VARCHAR, day BIGINT, ${daily}, PRIMARY KEY (subscriber_id, day))`,
+    `CREATE TABLE IF NOT EXISTS gold_features (subscriber_id VARCHAR PRIMARY KEY, ${features}, first_event_ms BIGINT, last_event_ms BIGINT, version BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL)`
+  ]
+}
+
+/**
+ * The statements of an incremental refresh, in order, for the Silver rows of batch `$batchId`
+ * (parameters: `$batchId`, `$now`). They leave the touched subscribers in the temp table
+ * `gold_touched`.
+ */
+export function incrementalRefreshSql (): string[] {
+  const recentNames = RECENT_MEASURES.map(m => m.name)
+  return [
+    `CREATE OR REPLACE TEMP TABLE gold_batch_events AS ${eventsRelation('batch_id = $batchId')}`,
+    'CREATE OR REPLACE TEMP TABLE gold_touched AS SELECT DISTINCT subscriber_id FROM gold_batch_events',
+    `INSERT INTO gold_state
+SELECT subscriber_id,
+  ${measureSelect(MEASURES)},
+  1 AS version
+FROM gold_batch_events GROUP BY subscriber_id
+ON CONFLICT (subscriber_id) DO UPDATE SET
+    ${measureMerge(MEASURES, 'gold_state')},
+    version = gold_state.version + 1`,
+    // Only days inside the (already advanced) window are worth a bucket.
+    `INSERT INTO gold_daily
+SELECT e.subscriber_id, e.day,
+  ${measureSelect(RECENT_MEASURES)}
+FROM gold_batch_events e JOIN gold_state s USING (subscriber_id)
+WHERE e.day >= s.last_event_ms // ${DAY_MS} - ${RECENT_DAYS - 1}
+GROUP BY e.subscriber_id, e.day
+ON CONFLICT (subscriber_id, day) DO UPDATE SET
+    ${measureMerge(RECENT_MEASURES, 'gold_daily')}`,
+    `DELETE FROM gold_daily d USING gold_state s
+WHERE d.subscriber_id = s.subscriber_id
+  AND s.subscriber_id IN (SELECT subscriber_id FROM gold_touched)
+  AND d.day < s.last_event_ms // ${DAY_MS} - ${RECENT_DAYS - 1}`,
+    `INSERT OR REPLACE INTO gold_features
+SELECT s.subscriber_id,
+  ${featureSelect()},
+  s.first_event_ms, s.last_event_ms, s.version, $now AS updated_at_ms
+FROM gold_state s
+LEFT JOIN (
+  SELECT subscriber_id, ${recentNames.map(n => `sum(${n}) AS ${n}`).join(', ')}
+  FROM gold_daily WHERE subscriber_id IN (SELECT subscriber_id FROM gold_touched)
+  GROUP BY subscriber_id
+) r USING (subscriber_id)
+WHERE s.subscriber_id IN (SELECT subscriber_id FROM gold_touched)`
+  ]
+}
+
+/**
+ * Gold computed from Silver in one query, by the same definition (no version or freshness
+ * columns). The invariant tests compare it with the incrementally maintained `gold_features`.
+ */
+export function recomputeSql (): string {
+  return `WITH ev AS (${eventsRelation()}),
+st AS (SELECT subscriber_id, ${measureSelect(MEASURES)} FROM ev GROUP BY subscriber_id),
+r AS (
+  SELECT ev.subscriber_id, ${measureSelect(RECENT_MEASURES)}
+  FROM ev JOIN st USING (subscriber_id)
+  WHERE ev.day >= st.last_event_ms // ${DAY_MS} - ${RECENT_DAYS - 1}
+  GROUP BY ev.subscriber_id
+)
+SELECT s.subscriber_id,
+  ${featureSelect()},
+  s.first_event_ms, s.last_event_ms
+FROM st s LEFT JOIN r USING (subscriber_id)`
+}
+
+/**
+ * Features as of a point in time per label: `labels` is a relation with `label_id`,
+ * `subscriber_id` and `as_of_ms`; only events with event time before `as_of_ms` contribute, and the
+ * recent window and days since last activity are relative to that. Labels whose subscriber has no
+ * event before their time have no features and are left out.
+ */
+export function asOfSql (labels: string): string {
+  return `WITH lb AS (${labels}),
+ev AS (
+  SELECT lb.label_id, lb.as_of_ms, e.* FROM lb
+  JOIN (${eventsRelation()}) e ON e.subscriber_id = lb.subscriber_id AND e.event_time_ms < lb.as_of_ms
+),
+st AS (SELECT label_id, any_value(subscriber_id) AS subscriber_id, any_value(as_of_ms) AS as_of_ms, ${measureSelect(MEASURES)} FROM ev GROUP BY label_id),
+r AS (
+  SELECT ev.label_id, ${measureSelect(RECENT_MEASURES)}
+  FROM ev JOIN st USING (label_id)
+  WHERE ev.day >= st.last_event_ms // ${DAY_MS} - ${RECENT_DAYS - 1}
+  GROUP BY ev.label_id
+)
+SELECT s.label_id, s.subscriber_id, s.as_of_ms,
+  ${featureSelect()},
+  ${daysSinceLastActivitySql('s.as_of_ms', 's.last_event_ms')} AS ${DAYS_SINCE_LAST_ACTIVITY},
+  s.first_event_ms, s.last_event_ms
+FROM st s LEFT JOIN r USING (label_id)`
+}

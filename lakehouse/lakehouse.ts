@@ -1,0 +1,512 @@
+/**
+ * The DuckDB lakehouse: Bronze (every decodable event, with its Kafka provenance), Silver (what
+ * passed the quality gate, once per event), quarantine (what did not, with every reason), Gold
+ * (one row per subscriber, refreshed incrementally), and the ingest bookkeeping that makes
+ * landing exactly-once: a micro-batch's rows, its dead-letter records, its Kafka offsets and its
+ * changelog outbox entries commit in one transaction.
+ *
+ * One process opens the file (DuckDB allows one writer, and other processes cannot even read it
+ * meanwhile); see DESIGN.md. All statements run on one connection, one at a time.
+ */
+import { mkdir } from 'node:fs/promises'
+import path from 'node:path'
+import { DuckDBInstance, listValue } from '@duckdb/node-api'
+import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api'
+import { describeError } from '../core/errors.ts'
+import type { SourceStream } from '../schemas/catalog.ts'
+import { PROVENANCE_COLUMNS, appendValue, sourceTables } from './columns.ts'
+import type { SourceTable } from './columns.ts'
+import { LakehouseError } from './errors.ts'
+import { DAY_MS, FEATURES, asOfSql, goldDdl, incrementalRefreshSql, recomputeSql } from './features.ts'
+import { DUPLICATE_REASON, gateRules, reasonsExpression } from './gate.ts'
+
+/** A decoded event with where it came from. */
+export interface LandedEvent {
+  topic: string
+  partition: number
+  offset: bigint
+  schemaId: number
+  /** The record as avsc decoded it (Avro field names). */
+  value: Record<string, unknown>
+}
+
+/** An undecodable message, already written to its dead-letter topic. */
+export interface DeadLetterRecord {
+  topic: string
+  partition: number
+  offset: bigint
+  code: string
+  reason: string
+}
+
+export interface PartitionOffset {
+  topic: string
+  partition: number
+  /** The offset to read next: one past the last message of the batch on that partition. */
+  nextOffset: bigint
+}
+
+export interface BatchInput {
+  events: Partial<Record<SourceStream, readonly LandedEvent[]>>
+  deadLetters?: readonly DeadLetterRecord[]
+  offsets: readonly PartitionOffset[]
+  /** Changelog entries published since the last batch: their outbox entries are cleared. */
+  published?: ReadonlyArray<{ subscriberId: string, version: number }>
+  /** Ingestion time, epoch ms (the future-event rule and freshness use it). @defaultValue Date.now() */
+  now?: number
+}
+
+export interface BatchResult {
+  batchId: number
+  bronze: number
+  silver: number
+  quarantined: number
+  deadLettered: number
+  /** Subscribers whose Gold row changed. */
+  touched: number
+  /** Milliseconds spent appending Bronze, gating into Silver, refreshing Gold, and committing. */
+  ms: { bronze: number, silver: number, gold: number, commit: number }
+}
+
+/** A Gold row with its version and freshness, as the changelog publishes it. */
+export interface GoldRow {
+  subscriberId: string
+  version: number
+  firstEventMs: number
+  lastEventMs: number
+  updatedAtMs: number
+  features: Record<string, number | null>
+}
+
+export interface QualityReport {
+  pipeline: { bronze_total: number, silver_total: number, quarantined: number, dead_lettered: number, pass_rate: number }
+  quality_scores: { avg_bronze: number, excellent_gte80: number, good_60_79: number, fair_45_59: number, poor_lt45: number }
+  quarantine_reasons: Record<string, number>
+  by_source: Record<string, { bronze: number, silver: number, quarantined: number }>
+  gold: { subscribers: number, freshest_feature_ms: number | null, last_batch_committed_ms: number | null }
+}
+
+export interface OpenLakehouseOptions {
+  /** A file path, or `:memory:`. */
+  path: string
+  /** DuckDB settings (memory_limit, threads...). */
+  settings?: Record<string, string>
+}
+
+const META_DDL = [
+  `CREATE TABLE IF NOT EXISTS quarantine (
+    source VARCHAR NOT NULL, event_id VARCHAR, subscriber_id VARCHAR, event_time_ms BIGINT, quality_score DOUBLE,
+    reasons VARCHAR[] NOT NULL, kafka_topic VARCHAR, kafka_partition INTEGER, kafka_offset BIGINT,
+    batch_id BIGINT NOT NULL, quarantined_at_ms BIGINT NOT NULL, record JSON)`,
+  `CREATE TABLE IF NOT EXISTS ingest_dead_letters (
+    kafka_topic VARCHAR NOT NULL, kafka_partition INTEGER NOT NULL, kafka_offset BIGINT NOT NULL,
+    code VARCHAR NOT NULL, reason VARCHAR NOT NULL, batch_id BIGINT NOT NULL, dead_lettered_at_ms BIGINT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS ingest_offsets (
+    kafka_topic VARCHAR, kafka_partition INTEGER, next_offset BIGINT NOT NULL, batch_id BIGINT NOT NULL,
+    PRIMARY KEY (kafka_topic, kafka_partition))`,
+  `CREATE TABLE IF NOT EXISTS ingest_batches (
+    batch_id BIGINT PRIMARY KEY, committed_at_ms BIGINT NOT NULL, bronze INTEGER NOT NULL, silver INTEGER NOT NULL,
+    quarantined INTEGER NOT NULL, dead_lettered INTEGER NOT NULL, touched INTEGER NOT NULL)`,
+  'CREATE TABLE IF NOT EXISTS changelog_outbox (subscriber_id VARCHAR PRIMARY KEY, version BIGINT NOT NULL)'
+]
+
+function num (value: unknown): number {
+  return typeof value === 'bigint' ? Number(value) : (value as number)
+}
+
+function numOrNull (value: unknown): number | null {
+  return value === null || value === undefined ? null : num(value)
+}
+
+export class Lakehouse {
+  readonly #instance: DuckDBInstance
+  readonly #connection: DuckDBConnection
+  readonly #tables: ReadonlyMap<SourceStream, SourceTable>
+  readonly #gateSql: ReadonlyMap<SourceStream, string>
+  readonly #refreshSql = incrementalRefreshSql()
+  #nextBatchId: number
+  #closed = false
+
+  private constructor (instance: DuckDBInstance, connection: DuckDBConnection, tables: SourceTable[], nextBatchId: number) {
+    this.#instance = instance
+    this.#connection = connection
+    this.#tables = new Map(tables.map(t => [t.stream, t]))
+    this.#gateSql = new Map(tables.map(t => [t.stream, gateSql(t)]))
+    this.#nextBatchId = nextBatchId
+  }
+
+  /** Opens (creating if needed) the lakehouse file and brings its tables up to the current schemas. */
+  static async open (options: OpenLakehouseOptions): Promise<Lakehouse> {
+    if (options.path !== ':memory:') await mkdir(path.dirname(path.resolve(options.path)), { recursive: true })
+    let instance: DuckDBInstance
+    try {
+      instance = await DuckDBInstance.create(options.path, options.settings)
+    } catch (error) {
+      const message = describeError(error)
+      if (/lock/i.test(message)) {
+        throw new LakehouseError('CHURN_LAKEHOUSE_LOCKED', `${options.path} is open in another process (only the ingest role may open it): ${message}`, { cause: error, retriable: true })
+      }
+      throw new LakehouseError('CHURN_LAKEHOUSE_OPEN_FAILED', `Cannot open the lakehouse ${options.path}: ${message}`, { cause: error })
+    }
+    const connection = await instance.connect()
+    try {
+      const tables = await sourceTables()
+      await connection.run('BEGIN TRANSACTION')
+      await migrate(connection, tables)
+      await connection.run('COMMIT')
+      const reader = await connection.runAndReadAll('SELECT coalesce(max(batch_id), 0) FROM ingest_batches')
+      const lastBatch = num(reader.getRows()[0]?.[0] ?? 0)
+      return new Lakehouse(instance, connection, tables, lastBatch + 1)
+    } catch (error) {
+      connection.closeSync()
+      instance.closeSync()
+      if (error instanceof LakehouseError) throw error
+      throw new LakehouseError('CHURN_LAKEHOUSE_OPEN_FAILED', `Cannot prepare the lakehouse tables in ${options.path}: ${describeError(error)}`, { cause: error })
+    }
+  }
+
+  get connection (): DuckDBConnection {
+    return this.#connection
+  }
+
+  /** The stored offset to resume each partition from. */
+  async storedOffsets (): Promise<PartitionOffset[]> {
+    const reader = await this.#connection.runAndReadAll('SELECT kafka_topic, kafka_partition, next_offset FROM ingest_offsets ORDER BY 1, 2')
+    return reader.getRows().map(([topic, partition, next]) => ({ topic: String(topic), partition: num(partition), nextOffset: BigInt(next as bigint) }))
+  }
+
+  /**
+   * Lands one micro-batch in one transaction: Bronze rows, the Silver gate with quarantine, the
+   * Gold refresh of the subscribers it touched, dead-letter records, offsets and changelog
+   * outbox entries. On any failure the transaction rolls back and nothing of the batch is stored.
+   */
+  async landBatch (input: BatchInput): Promise<BatchResult> {
+    const now = input.now ?? Date.now()
+    const batchId = this.#nextBatchId
+    const c = this.#connection
+    const ms = { bronze: 0, silver: 0, gold: 0, commit: 0 }
+    let bronze = 0
+    let silver = 0
+    let quarantined = 0
+    let touched = 0
+    const deadLetters = input.deadLetters ?? []
+    await c.run('BEGIN TRANSACTION')
+    try {
+      let started = performance.now()
+      const landed: Array<{ table: SourceTable, minTime: number, maxTime: number }> = []
+      for (const [stream, events] of Object.entries(input.events) as Array<[SourceStream, readonly LandedEvent[] | undefined]>) {
+        if (events === undefined || events.length === 0) continue
+        const table = this.#tables.get(stream)
+        if (table === undefined) throw new LakehouseError('CHURN_LAKEHOUSE_BATCH_FAILED', `no table for stream ${stream}`)
+        const { minTime, maxTime } = await this.#appendBronze(table, events, batchId, now)
+        landed.push({ table, minTime, maxTime })
+        bronze += events.length
+      }
+      ms.bronze = performance.now() - started
+
+      started = performance.now()
+      let featureRows = 0
+      for (const { table, minTime, maxTime } of landed) {
+        const params = { batchId: BigInt(batchId), minTime: BigInt(minTime), maxTime: BigInt(maxTime) }
+        await c.run(this.#gateSql.get(table.stream) ?? '', params)
+        const passed = await c.run(`INSERT INTO ${table.silver} BY NAME SELECT ${table.columns.map(col => col.name).join(', ')}, batch_id FROM gate_batch WHERE len(reasons) = 0`)
+        const rejected = await c.run(`INSERT INTO quarantine
+          SELECT '${table.stream}', event_id, subscriber_id, event_time_ms, quality_score, reasons, kafka_topic, kafka_partition, kafka_offset, batch_id, $now,
+            to_json(struct_pack(${table.columns.map(col => col.name).join(', ')}))
+          FROM gate_batch WHERE len(reasons) > 0`, { now: BigInt(now) })
+        silver += passed.rowsChanged
+        quarantined += rejected.rowsChanged
+        if (table.stream !== 'crm') featureRows += passed.rowsChanged
+      }
+      ms.silver = performance.now() - started
+
+      started = performance.now()
+      if (featureRows > 0) {
+        const params: Record<string, DuckDBValue> = { batchId: BigInt(batchId), now: BigInt(now) }
+        for (const sql of this.#refreshSql) await c.run(sql, sqlUses(sql, params))
+        const outbox = await c.run(`INSERT INTO changelog_outbox SELECT subscriber_id, version FROM gold_features
+          WHERE subscriber_id IN (SELECT subscriber_id FROM gold_touched)
+          ON CONFLICT (subscriber_id) DO UPDATE SET version = EXCLUDED.version`)
+        touched = outbox.rowsChanged
+      }
+      ms.gold = performance.now() - started
+
+      started = performance.now()
+      if (deadLetters.length > 0) {
+        const appender = await c.createAppender('ingest_dead_letters')
+        for (const d of deadLetters) {
+          appender.appendVarchar(d.topic)
+          appender.appendInteger(d.partition)
+          appender.appendBigInt(d.offset)
+          appender.appendVarchar(d.code)
+          appender.appendVarchar(d.reason)
+          appender.appendBigInt(BigInt(batchId))
+          appender.appendBigInt(BigInt(now))
+          appender.endRow()
+        }
+        appender.closeSync()
+      }
+      if (input.published !== undefined && input.published.length > 0) await this.#clearOutbox(input.published)
+      if (input.offsets.length > 0) {
+        await c.run(`INSERT INTO ingest_offsets
+          SELECT unnest($topics::VARCHAR[]), unnest($partitions::INTEGER[]), unnest($offsets::BIGINT[]), $batchId
+          ON CONFLICT (kafka_topic, kafka_partition) DO UPDATE SET next_offset = greatest(ingest_offsets.next_offset, EXCLUDED.next_offset), batch_id = EXCLUDED.batch_id`, {
+          topics: listValue(input.offsets.map(o => o.topic)),
+          partitions: listValue(input.offsets.map(o => o.partition)),
+          offsets: listValue(input.offsets.map(o => o.nextOffset)),
+          batchId: BigInt(batchId)
+        })
+      }
+      await c.run('INSERT INTO ingest_batches VALUES ($batchId, $now, $bronze, $silver, $quarantined, $deadLettered, $touched)', {
+        batchId: BigInt(batchId), now: BigInt(now), bronze, silver, quarantined, deadLettered: deadLetters.length, touched
+      })
+      await c.run('COMMIT')
+      ms.commit = performance.now() - started
+    } catch (error) {
+      await c.run('ROLLBACK').catch(() => {})
+      throw new LakehouseError('CHURN_LAKEHOUSE_BATCH_FAILED', `Micro-batch ${batchId} was rolled back: ${describeError(error)}`, { cause: error, retriable: true, context: { batchId } })
+    }
+    this.#nextBatchId = batchId + 1
+    return { batchId, bronze, silver, quarantined, deadLettered: deadLetters.length, touched, ms }
+  }
+
+  async #appendBronze (table: SourceTable, events: readonly LandedEvent[], batchId: number, now: number): Promise<{ minTime: number, maxTime: number }> {
+    const appender = await this.#connection.createAppender(table.bronze)
+    const columns = table.columns
+    const batch = BigInt(batchId)
+    const ingestedAt = BigInt(now)
+    let minTime = Number.POSITIVE_INFINITY
+    let maxTime = Number.NEGATIVE_INFINITY
+    try {
+      for (const event of events) {
+        const value = event.value
+        for (const column of columns) appendValue(appender, column, value[column.field])
+        const time = value.eventTime as number
+        if (time < minTime) minTime = time
+        if (time > maxTime) maxTime = time
+        appender.appendVarchar(event.topic)
+        appender.appendInteger(event.partition)
+        appender.appendBigInt(event.offset)
+        appender.appendInteger(event.schemaId)
+        appender.appendBigInt(batch)
+        appender.appendBigInt(ingestedAt)
+        appender.endRow()
+      }
+      appender.flushSync()
+    } finally {
+      appender.closeSync()
+    }
+    return { minTime, maxTime }
+  }
+
+  /** Gold rows waiting in the changelog outbox (committed, not yet published), oldest batches first. */
+  async pendingChangelog (limit = 50_000): Promise<GoldRow[]> {
+    const reader = await this.#connection.runAndReadAll(`SELECT g.* FROM changelog_outbox o JOIN gold_features g USING (subscriber_id)
+      WHERE g.version = o.version ORDER BY g.updated_at_ms, g.subscriber_id LIMIT ${Math.max(1, Math.floor(limit))}`)
+    return reader.getRowObjectsJS().map(goldRow)
+  }
+
+  /** Removes published entries; an entry a later batch has moved to a newer version stays. */
+  async markPublished (rows: ReadonlyArray<{ subscriberId: string, version: number }>): Promise<void> {
+    if (rows.length === 0) return
+    await this.#clearOutbox(rows)
+  }
+
+  async #clearOutbox (rows: ReadonlyArray<{ subscriberId: string, version: number }>): Promise<void> {
+    await this.#connection.run(`DELETE FROM changelog_outbox o USING (SELECT unnest($ids::VARCHAR[]) AS subscriber_id, unnest($versions::BIGINT[]) AS version) p
+      WHERE o.subscriber_id = p.subscriber_id AND o.version <= p.version`, {
+      ids: listValue(rows.map(r => r.subscriberId)),
+      versions: listValue(rows.map(r => BigInt(r.version)))
+    })
+  }
+
+  /** The Gold row of one subscriber, or undefined. */
+  async goldRow (subscriberId: string): Promise<GoldRow | undefined> {
+    const reader = await this.#connection.runAndReadAll('SELECT * FROM gold_features WHERE subscriber_id = $id', { id: subscriberId })
+    const row = reader.getRowObjectsJS()[0]
+    return row === undefined ? undefined : goldRow(row)
+  }
+
+  /**
+   * Compares the incrementally maintained Gold with Gold recomputed from Silver in one query.
+   * Sums added in a different order may differ in the last bits, so doubles are compared with a
+   * relative tolerance. Returns the differing rows (at most `limit`), empty when they agree.
+   */
+  async goldDifferences (options: { tolerance?: number, limit?: number } = {}): Promise<Array<Record<string, unknown>>> {
+    const tolerance = options.tolerance ?? 1e-9
+    const columns = [...FEATURES.map(f => ({ name: f.name, double: f.type === 'double' })), { name: 'first_event_ms', double: false }, { name: 'last_event_ms', double: false }]
+    const differs = columns.map(({ name, double }) => double
+      ? `(g.${name} IS DISTINCT FROM r.${name} AND NOT (abs(g.${name} - r.${name}) <= ${tolerance} * greatest(1, abs(r.${name}))))`
+      : `g.${name} IS DISTINCT FROM r.${name}`)
+    const reader = await this.#connection.runAndReadAll(`WITH r AS (${recomputeSql()})
+      SELECT coalesce(g.subscriber_id, r.subscriber_id) AS subscriber_id, g.subscriber_id IS NULL AS missing_in_gold, r.subscriber_id IS NULL AS missing_in_recompute,
+        ${columns.map(({ name }) => `g.${name} AS gold_${name}, r.${name} AS recomputed_${name}`).join(', ')}
+      FROM gold_features g FULL OUTER JOIN r USING (subscriber_id)
+      WHERE g.subscriber_id IS NULL OR r.subscriber_id IS NULL OR ${differs.join(' OR ')}
+      LIMIT ${options.limit ?? 20}`)
+    return reader.getRowObjectsJS()
+  }
+
+  /** Runs the full recompute and returns how many rows it produced (the benchmark's reference). */
+  async recomputeGoldCount (): Promise<number> {
+    const reader = await this.#connection.runAndReadAll(`SELECT count(*) FROM (${recomputeSql()})`)
+    return num(reader.getRows()[0]?.[0])
+  }
+
+  /**
+   * Point-in-time features for labelled subscribers: `labelsSql` yields `label_id`,
+   * `subscriber_id`, `as_of_ms`. With no argument, the CRM outcomes in Silver are the labels, each
+   * as of the start of its effective date.
+   */
+  async featuresAsOf (labelsSql = CRM_LABELS_SQL): Promise<Array<Record<string, unknown>>> {
+    const reader = await this.#connection.runAndReadAll(`${asOfSql(labelsSql)} ORDER BY as_of_ms, label_id`)
+    return reader.getRowObjectsJS()
+  }
+
+  /** The data-quality report (the reference's `/api/v1/analytics/quality`, extended). */
+  async qualityReport (): Promise<QualityReport> {
+    const c = this.#connection
+    const sources = [...this.#tables.values()]
+    const bronzeUnion = sources.map(t => `SELECT '${t.stream}' AS source, quality_score FROM ${t.bronze}`).join(' UNION ALL ')
+    const [scores] = (await c.runAndReadAll(`SELECT count(*), avg(quality_score),
+        count(*) FILTER (WHERE quality_score >= 80), count(*) FILTER (WHERE quality_score >= 60 AND quality_score < 80),
+        count(*) FILTER (WHERE quality_score >= 45 AND quality_score < 60), count(*) FILTER (WHERE quality_score < 45)
+      FROM (${bronzeUnion})`)).getRows()
+    const bySource: QualityReport['by_source'] = {}
+    let silverTotal = 0
+    for (const t of sources) {
+      const [row] = (await c.runAndReadAll(`SELECT (SELECT count(*) FROM ${t.bronze}), (SELECT count(*) FROM ${t.silver}), (SELECT count(*) FROM quarantine WHERE source = '${t.stream}')`)).getRows()
+      bySource[t.stream] = { bronze: num(row?.[0]), silver: num(row?.[1]), quarantined: num(row?.[2]) }
+      silverTotal += num(row?.[1])
+    }
+    const reasons: Record<string, number> = {}
+    for (const [reason, count] of (await c.runAndReadAll('SELECT reason, count(*) FROM (SELECT unnest(reasons) AS reason FROM quarantine) GROUP BY 1 ORDER BY 2 DESC, 1')).getRows()) {
+      reasons[String(reason)] = num(count)
+    }
+    const [meta] = (await c.runAndReadAll(`SELECT (SELECT count(*) FROM quarantine), (SELECT count(*) FROM ingest_dead_letters),
+      (SELECT count(*) FROM gold_features), (SELECT max(last_event_ms) FROM gold_features), (SELECT max(committed_at_ms) FROM ingest_batches)`)).getRows()
+    const bronzeTotal = num(scores?.[0])
+    const avgBronze = numOrNull(scores?.[1])
+    return {
+      pipeline: {
+        bronze_total: bronzeTotal,
+        silver_total: silverTotal,
+        quarantined: num(meta?.[0]),
+        dead_lettered: num(meta?.[1]),
+        pass_rate: bronzeTotal === 0 ? 0 : Math.round(silverTotal / bronzeTotal * 1000) / 10
+      },
+      quality_scores: {
+        avg_bronze: avgBronze === null ? 0 : Math.round(avgBronze * 10) / 10,
+        excellent_gte80: num(scores?.[2]),
+        good_60_79: num(scores?.[3]),
+        fair_45_59: num(scores?.[4]),
+        poor_lt45: num(scores?.[5])
+      },
+      quarantine_reasons: reasons,
+      by_source: bySource,
+      gold: { subscribers: num(meta?.[2]), freshest_feature_ms: numOrNull(meta?.[3]), last_batch_committed_ms: numOrNull(meta?.[4]) }
+    }
+  }
+
+  /**
+   * Writes Silver (one file per source) and Gold as Parquet under `dir`, for training and
+   * analysts. Files are written next to their final names and renamed into place, so a reader
+   * never sees a half-written file.
+   */
+  async exportParquet (dir: string): Promise<Array<{ table: string, file: string, rows: number }>> {
+    const { rename } = await import('node:fs/promises')
+    await mkdir(dir, { recursive: true })
+    const tables = [...[...this.#tables.values()].map(t => t.silver), 'gold_features']
+    const written: Array<{ table: string, file: string, rows: number }> = []
+    try {
+      for (const table of tables) {
+        const file = path.join(dir, `${table}.parquet`)
+        const partial = `${file}.partial`
+        const result = await this.#connection.run(`COPY (SELECT * FROM ${table}) TO '${partial.replaceAll("'", "''")}' (FORMAT parquet, COMPRESSION zstd)`)
+        await rename(partial, file)
+        written.push({ table, file, rows: result.rowsChanged })
+      }
+    } catch (error) {
+      throw new LakehouseError('CHURN_LAKEHOUSE_EXPORT_FAILED', `Parquet export to ${dir} failed: ${describeError(error)}`, { cause: error, retriable: true })
+    }
+    return written
+  }
+
+  /** Row counts of the main tables (tests and progress). */
+  async counts (): Promise<Record<string, number>> {
+    const names = [...[...this.#tables.values()].flatMap(t => [t.bronze, t.silver]), 'quarantine', 'gold_features', 'ingest_dead_letters', 'changelog_outbox']
+    const reader = await this.#connection.runAndReadAll(`SELECT ${names.map(n => `(SELECT count(*) FROM ${n}) AS ${n}`).join(', ')}`)
+    const row = reader.getRowObjectsJS()[0] ?? {}
+    return Object.fromEntries(names.map(n => [n, num(row[n])]))
+  }
+
+  /** Checkpoints and closes the file. */
+  close (): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#connection.closeSync()
+    this.#instance.closeSync()
+  }
+}
+
+/** CRM outcomes in Silver as labels: each as of the start of its effective date. */
+export const CRM_LABELS_SQL = `SELECT event_id AS label_id, subscriber_id, (effective_date - DATE '1970-01-01')::BIGINT * ${DAY_MS} AS as_of_ms,
+  (outcome = 'CHURNED')::INTEGER AS churned FROM silver_crm`
+
+function goldRow (row: Record<string, unknown>): GoldRow {
+  const features: Record<string, number | null> = {}
+  for (const f of FEATURES) features[f.name] = numOrNull(row[f.name])
+  return {
+    subscriberId: String(row.subscriber_id),
+    version: num(row.version),
+    firstEventMs: num(row.first_event_ms),
+    lastEventMs: num(row.last_event_ms),
+    updatedAtMs: num(row.updated_at_ms),
+    features
+  }
+}
+
+/** The named parameters a statement uses (DuckDB refuses unused ones). */
+function sqlUses (sql: string, params: Record<string, DuckDBValue>): Record<string, DuckDBValue> {
+  return Object.fromEntries(Object.entries(params).filter(([name]) => sql.includes(`$${name}`)))
+}
+
+/** The gate of one source: every Bronze row of the batch with the reasons it fails (empty: passes). */
+function gateSql (table: SourceTable): string {
+  return `CREATE OR REPLACE TEMP TABLE gate_batch AS
+SELECT b.* EXCLUDE (duplicate), ${reasonsExpression(gateRules(table))} || CASE WHEN duplicate THEN ['${DUPLICATE_REASON}'] ELSE []::VARCHAR[] END AS reasons
+FROM (
+  SELECT b.*, (
+    row_number() OVER (PARTITION BY b.event_id, b.event_time_ms ORDER BY b.kafka_topic, b.kafka_partition, b.kafka_offset) > 1
+    OR EXISTS (SELECT 1 FROM ${table.silver} s WHERE s.event_time_ms BETWEEN $minTime AND $maxTime AND s.event_id = b.event_id AND s.event_time_ms = b.event_time_ms)
+  ) AS duplicate
+  FROM ${table.bronze} b WHERE b.batch_id = $batchId
+) b`
+}
+
+async function migrate (connection: DuckDBConnection, tables: readonly SourceTable[]): Promise<void> {
+  for (const table of tables) {
+    const columns = table.columns.map(c => `${c.name} ${c.type}`)
+    await connection.run(`CREATE TABLE IF NOT EXISTS ${table.bronze} (${[...columns, ...PROVENANCE_COLUMNS.map(c => `${c.name} ${c.type}`)].join(', ')})`)
+    await connection.run(`CREATE TABLE IF NOT EXISTS ${table.silver} (${[...columns, 'batch_id BIGINT'].join(', ')})`)
+    // A field added by a newer schema version becomes a nullable column of the existing tables.
+    // The appender fills Bronze by position with the provenance columns last, so Bronze is
+    // rebuilt with the new column in place; Silver is written by name and only gains a column.
+    for (const name of [table.bronze, table.silver]) {
+      const reader = await connection.runAndReadAll('SELECT column_name FROM duckdb_columns() WHERE table_name = $name AND schema_name = \'main\'', { name })
+      const existing = new Set(reader.getRows().map(([column]) => String(column)))
+      const missing = table.columns.filter(c => !existing.has(c.name))
+      if (missing.length === 0) continue
+      if (name === table.bronze) {
+        const all = [...table.columns.map(c => c.name), ...PROVENANCE_COLUMNS.map(c => c.name)]
+        await connection.run(`CREATE TABLE ${name}_migrated (${[...columns, ...PROVENANCE_COLUMNS.map(c => `${c.name} ${c.type}`)].join(', ')})`)
+        await connection.run(`INSERT INTO ${name}_migrated BY NAME SELECT ${all.filter(c => existing.has(c)).join(', ')} FROM ${name}`)
+        await connection.run(`DROP TABLE ${name}`)
+        await connection.run(`ALTER TABLE ${name}_migrated RENAME TO ${name}`)
+      } else {
+        for (const column of missing) await connection.run(`ALTER TABLE ${name} ADD COLUMN ${column.name} ${column.type}`)
+      }
+    }
+  }
+  for (const ddl of [...goldDdl(), ...META_DDL]) await connection.run(ddl)
+}

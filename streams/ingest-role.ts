@@ -1,0 +1,103 @@
+/**
+ * The ingest role wired from configuration: topics and schemas ensured, the lakehouse opened, the
+ * consumer group run until stopped, or only until it has caught up with the source topics (the
+ * init container and the main job use that).
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Config } from '../config/index.ts'
+import type { Logger } from '../core/logger.ts'
+import { Lakehouse } from '../lakehouse/lakehouse.ts'
+import type { BatchResult } from '../lakehouse/lakehouse.ts'
+import { AvroCodec } from '../schemas/codec.ts'
+import { registerDerivedSchemas, registerSourceSchemas } from '../schemas/register.ts'
+import { createSchemaRegistry } from '../schemas/registry.ts'
+import { IngestService } from './ingest.ts'
+import type { IngestStats } from './ingest.ts'
+import { createKafka } from './kafka.ts'
+import { ensureTopics, projectTopics, sourceTopics } from './topics.ts'
+
+export interface RunIngestOptions {
+  config: Config
+  logger: Logger
+  /** Stop once every message on the source topics at the time of the check is landed. */
+  untilCaughtUp?: boolean
+  /** Stops the role cleanly (finish the batch, commit, publish, close). */
+  signal?: AbortSignal
+  onBatch?: (result: BatchResult, stats: IngestStats) => void
+  /** How often the role logs its progress. @defaultValue 10000 */
+  progressEveryMs?: number
+}
+
+export interface IngestRunSummary extends IngestStats {
+  ms: number
+  lag: number
+}
+
+export async function runIngest (options: RunIngestOptions): Promise<IngestRunSummary> {
+  const { config, logger } = options
+  const started = Date.now()
+  const registry = createSchemaRegistry({ url: config.registry.url })
+  const schemaOptions = { registry, url: config.registry.url, topics: config.topics }
+  await registerSourceSchemas(schemaOptions)
+  const [changelog] = await registerDerivedSchemas(schemaOptions)
+  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-ingest`, logger })
+  const admin = kafka.admin()
+  await admin.connect()
+  try {
+    await ensureTopics(admin, projectTopics(config.topics), config.topics.replicationFactor)
+  } finally {
+    await admin.disconnect()
+  }
+
+  const lakehouse = await Lakehouse.open({ path: config.lakehouse.path })
+  const service = new IngestService({
+    kafka,
+    lakehouse,
+    codec: new AvroCodec({ registryUrl: config.registry.url }),
+    topics: config.topics,
+    logger,
+    groupId: config.ingest.groupId,
+    changelogSchemaId: changelog?.latestId ?? -1,
+    maxBatchMessages: config.ingest.batchMessages,
+    maxBatchWaitMs: config.ingest.batchWaitMs,
+    ...(options.onBatch === undefined ? {} : { onBatch: options.onBatch })
+  })
+  let lag = -1
+  try {
+    await service.start()
+    const every = options.progressEveryMs ?? 10_000
+    let lastLog = Date.now()
+    while (options.signal?.aborted !== true) {
+      await sleep(options.untilCaughtUp === true ? 200 : 1000, undefined, { signal: options.signal }).catch(() => {})
+      if (Date.now() - lastLog >= every) {
+        lastLog = Date.now()
+        logger.info({ ...service.stats, lag: await service.lag().catch(() => -1) }, 'ingest progress')
+      }
+      if (options.untilCaughtUp === true && service.stats.failing === 0 && await service.lag() === 0) break
+    }
+  } finally {
+    await service.stop()
+    lag = await lagAfterStop(kafka, config, lakehouse).catch(() => -1)
+    lakehouse.close()
+  }
+  return { ...service.stats, ms: Date.now() - started, lag }
+}
+
+/** Lag from the lakehouse's stored offsets, after the service has stopped. */
+async function lagAfterStop (kafka: ReturnType<typeof createKafka>, config: Config, lakehouse: Lakehouse): Promise<number> {
+  const stored = new Map((await lakehouse.storedOffsets()).map(o => [`${o.topic}:${o.partition}`, o.nextOffset]))
+  const admin = kafka.admin()
+  await admin.connect()
+  try {
+    let lag = 0n
+    for (const topic of sourceTopics(config.topics)) {
+      for (const o of await admin.fetchTopicOffsets(topic)) {
+        const behind = BigInt(o.high) - (stored.get(`${topic}:${o.partition}`) ?? BigInt(o.low))
+        if (behind > 0n) lag += behind
+      }
+    }
+    return Number(lag)
+  } finally {
+    await admin.disconnect()
+  }
+}

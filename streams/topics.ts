@@ -1,0 +1,56 @@
+/**
+ * The project's topics and how they are created: the source streams and their dead-letter topics,
+ * the compacted feature changelog and the churn-risk topic. Names and partition counts come from
+ * configuration; creating them is idempotent, and a topic that already exists is left as it is
+ * (an operator may have tuned it).
+ */
+import type { Admin, ITopicConfig } from 'kafkajs'
+import type { Config } from '../config/index.ts'
+import { SOURCE_STREAMS } from '../schemas/catalog.ts'
+
+const DAY_MS = 24 * 60 * 60 * 1000
+
+export interface TopicSpec {
+  topic: string
+  partitions: number
+  /** Topic-level configuration (cleanup policy, retention). */
+  config: Record<string, string>
+}
+
+/** The source topics ingest consumes, in catalog order. */
+export function sourceTopics (topics: Config['topics']): string[] {
+  return SOURCE_STREAMS.map(source => topics[source.topicKey])
+}
+
+export function projectTopics (topics: Config['topics']): TopicSpec[] {
+  const partitions = topics.partitions
+  const sources = sourceTopics(topics)
+  return [
+    ...sources.map(topic => ({ topic, partitions, config: { 'cleanup.policy': 'delete', 'retention.ms': String(30 * DAY_MS) } })),
+    // A dead-letter topic keeps its messages long enough for a person to look and replay.
+    ...sources.map(topic => ({ topic: topics.deadLetter(topic), partitions: 1, config: { 'cleanup.policy': 'delete', 'retention.ms': String(90 * DAY_MS) } })),
+    // The changelog holds the latest feature row per subscriber forever: compaction, no retention.
+    { topic: topics.features, partitions, config: { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': String(60 * 60 * 1000) } },
+    { topic: topics.churnRisk, partitions, config: { 'cleanup.policy': 'delete', 'retention.ms': String(30 * DAY_MS) } }
+  ]
+}
+
+/**
+ * Creates whichever of `specs` do not exist yet and waits for their leaders. Returns the names it
+ * created.
+ */
+export async function ensureTopics (admin: Admin, specs: readonly TopicSpec[], replicationFactor: number): Promise<string[]> {
+  const existing = new Set(await admin.listTopics())
+  const missing = specs.filter(spec => !existing.has(spec.topic))
+  if (missing.length === 0) return []
+  const topics: ITopicConfig[] = missing.map(spec => ({
+    topic: spec.topic,
+    numPartitions: spec.partitions,
+    replicationFactor,
+    configEntries: Object.entries(spec.config).map(([name, value]) => ({ name, value }))
+  }))
+  // Another process may create the same topic between the listing and this call; kafkajs then
+  // answers false for the batch, and the topics exist either way.
+  await admin.createTopics({ waitForLeaders: true, topics })
+  return missing.map(spec => spec.topic)
+}
