@@ -119,25 +119,13 @@ export function daysSinceLastActivity (referenceMs: number, lastEventMs: number)
   return (referenceMs - lastEventMs) / DAY_MS
 }
 
-const RECENT_MEASURES = MEASURES.filter(m => m.recent === true)
+export const RECENT_MEASURES = MEASURES.filter(m => m.recent === true)
 
 /** `agg(expr) AS name` for each measure; sums of nothing are 0 so merging never meets NULL. */
 function measureSelect (measures: readonly Measure[]): string {
   return measures.map(m => m.aggregate === 'sum'
     ? `coalesce(sum(${m.expr}), 0) AS ${m.name}`
     : `${m.aggregate}(${m.expr}) AS ${m.name}`).join(',\n  ')
-}
-
-/** `name = merge(stored, incoming)` for an upsert. */
-function measureMerge (measures: readonly Measure[], table: string): string {
-  return measures.map(m => {
-    switch (m.aggregate) {
-      case 'sum': return `${m.name} = ${table}.${m.name} + EXCLUDED.${m.name}`
-      case 'min': return `${m.name} = least(${table}.${m.name}, EXCLUDED.${m.name})`
-      case 'max': return `${m.name} = greatest(${table}.${m.name}, EXCLUDED.${m.name})`
-    }
-    throw new Error('unreachable')
-  }).join(',\n    ')
 }
 
 /**
@@ -154,61 +142,55 @@ function featureSelect (): string {
   return FEATURES.map(f => `${f.type === 'long' ? `(${f.sql})::BIGINT` : `(${f.sql})::DOUBLE`} AS ${f.name}`).join(',\n  ')
 }
 
-/** DDL of the Gold tables. */
+/**
+ * DDL of the Gold tables. Both are append-only logs (see `state.ts` for why): `gold_state_log`
+ * holds each committed version of a subscriber's mergeable state, `gold_features_log` each
+ * version of its features; `gold_features` is the current row per subscriber. Compaction drops
+ * superseded versions.
+ */
 export function goldDdl (): string[] {
-  const state = MEASURES.map(m => `${m.name} ${m.type}`).join(', ')
-  const daily = RECENT_MEASURES.map(m => `${m.name} ${m.type}`).join(', ')
   const features = FEATURES.map(f => `${f.name} ${f.type === 'long' ? 'BIGINT' : 'DOUBLE'}`).join(', ')
   return [
-    `CREATE TABLE IF NOT EXISTS gold_state (subscriber_id VARCHAR PRIMARY KEY, ${state}, version BIGINT NOT NULL)`,
-    `CREATE TABLE IF NOT EXISTS gold_daily (subscriber_id VARCHAR, day BIGINT, ${daily}, PRIMARY KEY (subscriber_id, day))`,
-    `CREATE TABLE IF NOT EXISTS gold_features (subscriber_id VARCHAR PRIMARY KEY, ${features}, first_event_ms BIGINT, last_event_ms BIGINT, version BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL)`
+    'CREATE TABLE IF NOT EXISTS gold_state_log (subscriber_id VARCHAR NOT NULL, version BIGINT NOT NULL, batch_id BIGINT NOT NULL, state BLOB NOT NULL)',
+    `CREATE TABLE IF NOT EXISTS gold_features_log (subscriber_id VARCHAR NOT NULL, ${features}, first_event_ms BIGINT, last_event_ms BIGINT, version BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL, batch_id BIGINT NOT NULL)`,
+    `CREATE OR REPLACE VIEW gold_features AS SELECT * EXCLUDE (batch_id) FROM gold_features_log
+      QUALIFY row_number() OVER (PARTITION BY subscriber_id ORDER BY version DESC) = 1`
   ]
 }
 
+/** The per-(subscriber, day) measures of the Silver rows matching `where` (a batch, or all). */
+export function deltaSql (where: string): string {
+  // Every measure as DOUBLE (exact for these counts and times), so it is read without conversion.
+  return `SELECT subscriber_id, day::DOUBLE AS day, ${MEASURES.map(m => `(${m.aggregate === 'sum' ? `coalesce(sum(${m.expr}), 0)` : `${m.aggregate}(${m.expr})`})::DOUBLE AS ${m.name}`).join(',\n  ')}
+FROM (${eventsRelation(where)})
+GROUP BY subscriber_id, day
+ORDER BY subscriber_id, day`
+}
+
+/** Columns of the temp table the refresh fills with the touched subscribers' merged state. */
+export const TOUCHED_COLUMNS: ReadonlyArray<{ name: string, type: string }> = [
+  { name: 'subscriber_id', type: 'VARCHAR' },
+  { name: 'version', type: 'BIGINT' },
+  ...MEASURES.map(m => ({ name: m.name, type: 'DOUBLE' })),
+  ...RECENT_MEASURES.map(m => ({ name: `recent_${m.name}`, type: 'DOUBLE' }))
+]
+
 /**
- * The statements of an incremental refresh, in order, for the Silver rows of batch `$batchId`
- * (parameters: `$batchId`, `$now`). They leave the touched subscribers in the temp table
- * `gold_touched`.
+ * Features of the touched subscribers, by the same expressions as the recompute, from the temp
+ * table `touched` with {@link TOUCHED_COLUMNS} (parameters: `$now`, `$batchId`).
  */
-export function incrementalRefreshSql (): string[] {
-  const recentNames = RECENT_MEASURES.map(m => m.name)
-  return [
-    `CREATE OR REPLACE TEMP TABLE gold_batch_events AS ${eventsRelation('batch_id = $batchId')}`,
-    'CREATE OR REPLACE TEMP TABLE gold_touched AS SELECT DISTINCT subscriber_id FROM gold_batch_events',
-    `INSERT INTO gold_state
-SELECT subscriber_id,
-  ${measureSelect(MEASURES)},
-  1 AS version
-FROM gold_batch_events GROUP BY subscriber_id
-ON CONFLICT (subscriber_id) DO UPDATE SET
-    ${measureMerge(MEASURES, 'gold_state')},
-    version = gold_state.version + 1`,
-    // Only days inside the (already advanced) window are worth a bucket.
-    `INSERT INTO gold_daily
-SELECT e.subscriber_id, e.day,
-  ${measureSelect(RECENT_MEASURES)}
-FROM gold_batch_events e JOIN gold_state s USING (subscriber_id)
-WHERE e.day >= s.last_event_ms // ${DAY_MS} - ${RECENT_DAYS - 1}
-GROUP BY e.subscriber_id, e.day
-ON CONFLICT (subscriber_id, day) DO UPDATE SET
-    ${measureMerge(RECENT_MEASURES, 'gold_daily')}`,
-    `DELETE FROM gold_daily d USING gold_state s
-WHERE d.subscriber_id = s.subscriber_id
-  AND s.subscriber_id IN (SELECT subscriber_id FROM gold_touched)
-  AND d.day < s.last_event_ms // ${DAY_MS} - ${RECENT_DAYS - 1}`,
-    `INSERT OR REPLACE INTO gold_features
+export function finalizeTouchedSql (touched: string): string {
+  return `INSERT INTO gold_features_log
 SELECT s.subscriber_id,
   ${featureSelect()},
-  s.first_event_ms, s.last_event_ms, s.version, $now AS updated_at_ms
-FROM gold_state s
-LEFT JOIN (
-  SELECT subscriber_id, ${recentNames.map(n => `sum(${n}) AS ${n}`).join(', ')}
-  FROM gold_daily WHERE subscriber_id IN (SELECT subscriber_id FROM gold_touched)
-  GROUP BY subscriber_id
-) r USING (subscriber_id)
-WHERE s.subscriber_id IN (SELECT subscriber_id FROM gold_touched)`
-  ]
+  s.first_event_ms::BIGINT, s.last_event_ms::BIGINT, s.version, $now AS updated_at_ms, $batchId AS batch_id
+FROM (SELECT subscriber_id, version, ${MEASURES.map(m => m.type === 'DOUBLE' ? m.name : `${m.name}::${m.type} AS ${m.name}`).join(', ')} FROM ${touched}) s
+JOIN (SELECT subscriber_id, ${RECENT_MEASURES.map(m => m.type === 'DOUBLE' ? `recent_${m.name} AS ${m.name}` : `recent_${m.name}::${m.type} AS ${m.name}`).join(', ')} FROM ${touched}) r USING (subscriber_id)`
+}
+
+/** A fingerprint of the state layout: stored states from another layout are rebuilt from Silver. */
+export function stateLayoutFingerprint (): string {
+  return JSON.stringify({ measures: MEASURES.map(m => [m.name, m.aggregate, m.expr, m.recent === true]), recentDays: RECENT_DAYS })
 }
 
 /**

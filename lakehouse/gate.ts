@@ -30,6 +30,7 @@ export const SUBSCRIBER_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$'
 export const DUPLICATE_REASON = 'duplicate_event'
 
 const COMMON_RULES: GateRule[] = [
+  { reason: 'missing_envelope_field', rejectWhen: 'event_id IS NULL OR subscriber_id IS NULL OR event_time_ms IS NULL OR quality_score IS NULL' },
   { reason: 'quality_below_45', rejectWhen: `quality_score < ${MIN_QUALITY_SCORE} OR quality_score > 100 OR isnan(quality_score)` },
   { reason: 'invalid_subscriber_id', rejectWhen: `NOT regexp_full_match(subscriber_id, '${SUBSCRIBER_ID_PATTERN}')` },
   { reason: 'missing_event_id', rejectWhen: 'length(event_id) = 0 OR length(event_id) > 128' },

@@ -3,7 +3,8 @@
  * passed the quality gate, once per event), quarantine (what did not, with every reason), Gold
  * (one row per subscriber, refreshed incrementally), and the ingest bookkeeping that makes
  * landing exactly-once: a micro-batch's rows, its dead-letter records, its Kafka offsets and its
- * changelog outbox entries commit in one transaction.
+ * new Gold versions commit in one transaction. Gold's mergeable state lives in memory (see
+ * `state.ts`) and is applied only after its transaction commits.
  *
  * One process opens the file (DuckDB allows one writer, and other processes cannot even read it
  * meanwhile); see DESIGN.md. All statements run on one connection, one at a time.
@@ -11,14 +12,16 @@
 import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
 import { DuckDBInstance, listValue } from '@duckdb/node-api'
-import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api'
+import type { DuckDBConnection, DuckDBMaterializedResult, DuckDBVector } from '@duckdb/node-api'
 import { describeError } from '../core/errors.ts'
 import type { SourceStream } from '../schemas/catalog.ts'
 import { PROVENANCE_COLUMNS, appendValue, sourceTables } from './columns.ts'
 import type { SourceTable } from './columns.ts'
 import { LakehouseError } from './errors.ts'
-import { DAY_MS, FEATURES, asOfSql, goldDdl, incrementalRefreshSql, recomputeSql } from './features.ts'
+import { DAY_MS, FEATURES, MEASURES, TOUCHED_COLUMNS, asOfSql, deltaSql, finalizeTouchedSql, goldDdl, recomputeSql, stateLayoutFingerprint } from './features.ts'
 import { DUPLICATE_REASON, gateRules, reasonsExpression } from './gate.ts'
+import { decodeState, emptyState, encodeState, mergeDays, mergeTotals, recentSums } from './state.ts'
+import type { SubscriberState } from './state.ts'
 
 /** A decoded event with where it came from. */
 export interface LandedEvent {
@@ -50,8 +53,8 @@ export interface BatchInput {
   events: Partial<Record<SourceStream, readonly LandedEvent[]>>
   deadLetters?: readonly DeadLetterRecord[]
   offsets: readonly PartitionOffset[]
-  /** Changelog entries published since the last batch: their outbox entries are cleared. */
-  published?: ReadonlyArray<{ subscriberId: string, version: number }>
+  /** The changelog is published through this batch (recorded with this batch). */
+  publishedThroughBatch?: number
   /** Ingestion time, epoch ms (the future-event rule and freshness use it). @defaultValue Date.now() */
   now?: number
 }
@@ -64,8 +67,8 @@ export interface BatchResult {
   deadLettered: number
   /** Subscribers whose Gold row changed. */
   touched: number
-  /** Milliseconds spent appending Bronze, gating into Silver, refreshing Gold, and committing. */
-  ms: { bronze: number, silver: number, gold: number, commit: number }
+  /** Milliseconds spent appending Bronze, gating into Silver, refreshing Gold, snapshotting Gold's state (some batches), and committing. */
+  ms: { bronze: number, silver: number, gold: number, snapshot: number, commit: number }
 }
 
 /** A Gold row with its version and freshness, as the changelog publishes it. */
@@ -89,9 +92,23 @@ export interface QualityReport {
 export interface OpenLakehouseOptions {
   /** A file path, or `:memory:`. */
   path: string
-  /** DuckDB settings (memory_limit, threads...). */
+  /** DuckDB settings (memory_limit, threads...), over {@link DEFAULT_SETTINGS}. */
   settings?: Record<string, string>
+  /**
+   * Gold's state is snapshotted every this many batches (or sooner when many subscribers
+   * changed); a restart replays the Silver batches since. @defaultValue 50
+   */
+  snapshotEveryBatches?: number
 }
+
+/**
+ * A bigger write-ahead log before DuckDB checkpoints (16 MB by default) spares a checkpoint every
+ * few micro-batches; recovery replays at most this much after a crash.
+ */
+export const DEFAULT_SETTINGS: Readonly<Record<string, string>> = { checkpoint_threshold: '256MB' }
+
+/** A snapshot is also taken when this many subscribers changed since the last one. */
+const SNAPSHOT_DIRTY_LIMIT = 200_000
 
 const META_DDL = [
   `CREATE TABLE IF NOT EXISTS quarantine (
@@ -107,7 +124,7 @@ const META_DDL = [
   `CREATE TABLE IF NOT EXISTS ingest_batches (
     batch_id BIGINT PRIMARY KEY, committed_at_ms BIGINT NOT NULL, bronze INTEGER NOT NULL, silver INTEGER NOT NULL,
     quarantined INTEGER NOT NULL, dead_lettered INTEGER NOT NULL, touched INTEGER NOT NULL)`,
-  'CREATE TABLE IF NOT EXISTS changelog_outbox (subscriber_id VARCHAR PRIMARY KEY, version BIGINT NOT NULL)'
+  'CREATE TABLE IF NOT EXISTS lakehouse_meta (name VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)'
 ]
 
 function num (value: unknown): number {
@@ -123,11 +140,22 @@ export class Lakehouse {
   readonly #connection: DuckDBConnection
   readonly #tables: ReadonlyMap<SourceStream, SourceTable>
   readonly #gateSql: ReadonlyMap<SourceStream, string>
-  readonly #refreshSql = incrementalRefreshSql()
+  readonly #finalizeSql = finalizeTouchedSql('gold_touched')
+  readonly #deltaSql = deltaSql('batch_id = $batchId')
+  /** Gold's mergeable state per subscriber, as of the last committed batch. */
+  readonly #state = new Map<string, SubscriberState>()
+  /** Subscribers whose state changed since the last snapshot. */
+  readonly #dirty = new Set<string>()
+  /** The batch the last snapshot was taken in. */
+  #snapshotBatch = 0
+  readonly #snapshotEvery: number
+  /** Rows in the Gold logs, to know when to compact them. */
+  #goldLogRows = 0
   #nextBatchId: number
   #closed = false
 
-  private constructor (instance: DuckDBInstance, connection: DuckDBConnection, tables: SourceTable[], nextBatchId: number) {
+  private constructor (instance: DuckDBInstance, connection: DuckDBConnection, tables: SourceTable[], nextBatchId: number, snapshotEvery: number) {
+    this.#snapshotEvery = snapshotEvery
     this.#instance = instance
     this.#connection = connection
     this.#tables = new Map(tables.map(t => [t.stream, t]))
@@ -140,7 +168,7 @@ export class Lakehouse {
     if (options.path !== ':memory:') await mkdir(path.dirname(path.resolve(options.path)), { recursive: true })
     let instance: DuckDBInstance
     try {
-      instance = await DuckDBInstance.create(options.path, options.settings)
+      instance = await DuckDBInstance.create(options.path, { ...DEFAULT_SETTINGS, ...options.settings })
     } catch (error) {
       const message = describeError(error)
       if (/lock/i.test(message)) {
@@ -156,7 +184,9 @@ export class Lakehouse {
       await connection.run('COMMIT')
       const reader = await connection.runAndReadAll('SELECT coalesce(max(batch_id), 0) FROM ingest_batches')
       const lastBatch = num(reader.getRows()[0]?.[0] ?? 0)
-      return new Lakehouse(instance, connection, tables, lastBatch + 1)
+      const lakehouse = new Lakehouse(instance, connection, tables, lastBatch + 1, options.snapshotEveryBatches ?? 50)
+      await lakehouse.#loadGoldState()
+      return lakehouse
     } catch (error) {
       connection.closeSync()
       instance.closeSync()
@@ -184,7 +214,7 @@ export class Lakehouse {
     const now = input.now ?? Date.now()
     const batchId = this.#nextBatchId
     const c = this.#connection
-    const ms = { bronze: 0, silver: 0, gold: 0, commit: 0 }
+    const ms = { bronze: 0, silver: 0, gold: 0, snapshot: 0, commit: 0 }
     let bronze = 0
     let silver = 0
     let quarantined = 0
@@ -221,15 +251,19 @@ export class Lakehouse {
       ms.silver = performance.now() - started
 
       started = performance.now()
+      let merged: Map<string, SubscriberState> | undefined
       if (featureRows > 0) {
-        const params: Record<string, DuckDBValue> = { batchId: BigInt(batchId), now: BigInt(now) }
-        for (const sql of this.#refreshSql) await c.run(sql, sqlUses(sql, params))
-        const outbox = await c.run(`INSERT INTO changelog_outbox SELECT subscriber_id, version FROM gold_features
-          WHERE subscriber_id IN (SELECT subscriber_id FROM gold_touched)
-          ON CONFLICT (subscriber_id) DO UPDATE SET version = EXCLUDED.version`)
-        touched = outbox.rowsChanged
+        merged = this.#merge(await c.run(this.#deltaSql, { batchId: BigInt(batchId) }))
+        await this.#writeGold(merged, batchId, now)
+        touched = merged.size
       }
       ms.gold = performance.now() - started
+      let snapshot = 0
+      if (merged !== undefined && (batchId - this.#snapshotBatch >= this.#snapshotEvery || this.#dirty.size + merged.size >= SNAPSHOT_DIRTY_LIMIT)) {
+        started = performance.now()
+        snapshot = await this.#writeSnapshot(merged, batchId)
+        ms.snapshot = performance.now() - started
+      }
 
       started = performance.now()
       if (deadLetters.length > 0) {
@@ -246,7 +280,7 @@ export class Lakehouse {
         }
         appender.closeSync()
       }
-      if (input.published !== undefined && input.published.length > 0) await this.#clearOutbox(input.published)
+      if (input.publishedThroughBatch !== undefined) await this.#recordPublished(input.publishedThroughBatch)
       if (input.offsets.length > 0) {
         await c.run(`INSERT INTO ingest_offsets
           SELECT unnest($topics::VARCHAR[]), unnest($partitions::INTEGER[]), unnest($offsets::BIGINT[]), $batchId
@@ -262,11 +296,23 @@ export class Lakehouse {
       })
       await c.run('COMMIT')
       ms.commit = performance.now() - started
+      // Only now does the merged state become the state.
+      if (merged !== undefined) {
+        for (const [subscriber, state] of merged) this.#state.set(subscriber, state)
+        if (snapshot > 0) {
+          this.#dirty.clear()
+          this.#snapshotBatch = batchId
+        } else {
+          for (const subscriber of merged.keys()) this.#dirty.add(subscriber)
+        }
+        this.#goldLogRows += touched + snapshot
+      }
     } catch (error) {
       await c.run('ROLLBACK').catch(() => {})
       throw new LakehouseError('CHURN_LAKEHOUSE_BATCH_FAILED', `Micro-batch ${batchId} was rolled back: ${describeError(error)}`, { cause: error, retriable: true, context: { batchId } })
     }
     this.#nextBatchId = batchId + 1
+    if (this.#goldLogRows > 4 * Math.max(this.#state.size, 25_000)) await this.compactGold()
     return { batchId, bronze, silver, quarantined, deadLettered: deadLetters.length, touched, ms }
   }
 
@@ -299,25 +345,211 @@ export class Lakehouse {
     return { minTime, maxTime }
   }
 
-  /** Gold rows waiting in the changelog outbox (committed, not yet published), oldest batches first. */
-  async pendingChangelog (limit = 50_000): Promise<GoldRow[]> {
-    const reader = await this.#connection.runAndReadAll(`SELECT g.* FROM changelog_outbox o JOIN gold_features g USING (subscriber_id)
-      WHERE g.version = o.version ORDER BY g.updated_at_ms, g.subscriber_id LIMIT ${Math.max(1, Math.floor(limit))}`)
-    return reader.getRowObjectsJS().map(goldRow)
+  /**
+   * Merges per-(subscriber, day) measures (ordered by subscriber and day, as {@link deltaSql}
+   * gives them) into copies of the subscribers' states. Reads the result chunk by chunk, column
+   * vector by column vector: no row objects, no value conversion.
+   */
+  #merge (result: DuckDBMaterializedResult): Map<string, SubscriberState> {
+    const merged = new Map<string, SubscriberState>()
+    const measureCount = MEASURES.length
+    let subscriber: string | undefined
+    let values: Float64Array | undefined
+    let days: Array<{ day: number, measures: Array<number | null> }> = []
+    const finish = (): void => {
+      if (subscriber === undefined || values === undefined) return
+      mergeDays(values, days)
+      merged.set(subscriber, { version: (this.#state.get(subscriber)?.version ?? 0) + 1, values })
+    }
+    for (let c = 0; c < result.chunkCount; c++) {
+      const chunk = result.getChunk(c)
+      const ids = chunk.getColumnVector(0)
+      const dayVector = chunk.getColumnVector(1)
+      const vectors = Array.from({ length: measureCount }, (_, m) => chunk.getColumnVector(2 + m))
+      for (let r = 0; r < chunk.rowCount; r++) {
+        const id = ids.getItem(r) as string
+        if (id !== subscriber) {
+          finish()
+          subscriber = id
+          values = this.#state.get(id)?.values.slice() ?? emptyState()
+          days = []
+        }
+        const measures = new Array<number | null>(measureCount)
+        for (let m = 0; m < measureCount; m++) measures[m] = (vectors[m] as DuckDBVector).getItem(r) as number | null
+        mergeTotals(values as Float64Array, measures)
+        days.push({ day: dayVector.getItem(r) as number, measures })
+      }
+    }
+    finish()
+    return merged
   }
 
-  /** Removes published entries; an entry a later batch has moved to a newer version stays. */
-  async markPublished (rows: ReadonlyArray<{ subscriberId: string, version: number }>): Promise<void> {
-    if (rows.length === 0) return
-    await this.#clearOutbox(rows)
+  /** Appends the new Gold rows of the merged subscribers, computed by the shared feature SQL. */
+  async #writeGold (merged: ReadonlyMap<string, SubscriberState>, batchId: number, now: number): Promise<void> {
+    const c = this.#connection
+    await c.run(`CREATE OR REPLACE TEMP TABLE gold_touched (${TOUCHED_COLUMNS.map(col => `${col.name} ${col.type}`).join(', ')})`)
+    const touched = await c.createAppender('gold_touched', 'main', 'temp')
+    try {
+      for (const [subscriber, { version, values }] of merged) {
+        touched.appendVarchar(subscriber)
+        touched.appendBigInt(BigInt(version))
+        for (let m = 0; m < MEASURES.length; m++) {
+          const v = values[m] as number
+          if (Number.isNaN(v)) touched.appendNull()
+          else touched.appendDouble(v)
+        }
+        for (const v of recentSums(values)) touched.appendDouble(v)
+        touched.endRow()
+      }
+      touched.flushSync()
+    } finally {
+      touched.closeSync()
+    }
+    await c.run(this.#finalizeSql, { now: BigInt(now), batchId: BigInt(batchId) })
   }
 
-  async #clearOutbox (rows: ReadonlyArray<{ subscriberId: string, version: number }>): Promise<void> {
-    await this.#connection.run(`DELETE FROM changelog_outbox o USING (SELECT unnest($ids::VARCHAR[]) AS subscriber_id, unnest($versions::BIGINT[]) AS version) p
-      WHERE o.subscriber_id = p.subscriber_id AND o.version <= p.version`, {
-      ids: listValue(rows.map(r => r.subscriberId)),
-      versions: listValue(rows.map(r => BigInt(r.version)))
-    })
+  /**
+   * Writes a snapshot of every state changed since the last one (inside the caller's
+   * transaction). A restart loads the snapshots and replays only the Silver batches after them.
+   */
+  async #writeSnapshot (pending: ReadonlyMap<string, SubscriberState>, batchId: number): Promise<number> {
+    const c = this.#connection
+    const log = await c.createAppender('gold_state_log')
+    const batch = BigInt(batchId)
+    let written = 0
+    try {
+      for (const subscriber of new Set([...this.#dirty, ...pending.keys()])) {
+        const state = pending.get(subscriber) ?? this.#state.get(subscriber)
+        if (state === undefined) continue
+        log.appendVarchar(subscriber)
+        log.appendBigInt(BigInt(state.version))
+        log.appendBigInt(batch)
+        log.appendBlob(encodeState(state.values))
+        log.endRow()
+        written++
+      }
+      log.flushSync()
+    } finally {
+      log.closeSync()
+    }
+    await c.run("INSERT OR REPLACE INTO lakehouse_meta VALUES ('gold_snapshot_batch', $batch)", { batch: String(batchId) })
+    return written
+  }
+
+  /**
+   * Loads the committed state: the latest snapshot of each subscriber, then the Silver batches
+   * committed after the snapshot, merged the same way a batch is. When the stored states were laid
+   * out for other measures (the feature definition changed), Gold is rebuilt from Silver.
+   */
+  async #loadGoldState (): Promise<void> {
+    const c = this.#connection
+    const meta = new Map((await c.runAndReadAll('SELECT name, value FROM lakehouse_meta')).getRows().map(([name, value]) => [String(name), String(value)]))
+    if (meta.get('gold_layout') !== stateLayoutFingerprint()) {
+      await this.rebuildGold()
+      return
+    }
+    const snapshots = await c.runAndReadAll(`SELECT subscriber_id, version, state FROM gold_state_log
+      QUALIFY row_number() OVER (PARTITION BY subscriber_id ORDER BY version DESC) = 1`)
+    for (const [subscriber, version, state] of snapshots.getRows()) {
+      this.#state.set(String(subscriber), { version: num(version), values: decodeState((state as { bytes: Uint8Array }).bytes) })
+    }
+    const snapshotBatch = Number(meta.get('gold_snapshot_batch') ?? '0')
+    const replayed = this.#merge(await c.run(deltaSql(`batch_id > ${snapshotBatch}`)))
+    const versions = await this.#committedVersions()
+    for (const [subscriber, state] of replayed) {
+      state.version = versions.get(subscriber) ?? state.version
+      this.#state.set(subscriber, state)
+      this.#dirty.add(subscriber)
+    }
+    this.#snapshotBatch = snapshotBatch
+    this.#goldLogRows = num((await c.runAndReadAll('SELECT (SELECT count(*) FROM gold_state_log) + (SELECT count(*) FROM gold_features_log)')).getRows()[0]?.[0])
+  }
+
+  /** The newest committed Gold version of each subscriber. */
+  async #committedVersions (): Promise<Map<string, number>> {
+    const reader = await this.#connection.runAndReadAll('SELECT subscriber_id, max(version) FROM gold_features_log GROUP BY 1')
+    return new Map(reader.getRows().map(([subscriber, version]) => [String(subscriber), num(version)]))
+  }
+
+  /**
+   * Rebuilds Gold's state and rows from Silver by the same merge as a batch (the incremental path
+   * run over everything). Versions continue from the stored ones.
+   */
+  async rebuildGold (): Promise<void> {
+    const c = this.#connection
+    const now = Date.now()
+    await c.run('BEGIN TRANSACTION')
+    try {
+      const versions = await this.#committedVersions()
+      await c.run('DELETE FROM gold_state_log')
+      await c.run('DELETE FROM gold_features_log')
+      this.#state.clear()
+      this.#dirty.clear()
+      const merged = this.#merge(await c.run(deltaSql('true')))
+      for (const [subscriber, state] of merged) state.version = (versions.get(subscriber) ?? 0) + 1
+      const batchId = this.#nextBatchId - 1
+      await this.#writeGold(merged, batchId, now)
+      await this.#writeSnapshot(merged, batchId)
+      await c.run("INSERT OR REPLACE INTO lakehouse_meta VALUES ('gold_layout', $fingerprint)", { fingerprint: stateLayoutFingerprint() })
+      await c.run('COMMIT')
+      for (const [subscriber, state] of merged) this.#state.set(subscriber, state)
+      this.#snapshotBatch = batchId
+      this.#goldLogRows = 2 * merged.size
+    } catch (error) {
+      await c.run('ROLLBACK').catch(() => {})
+      this.#state.clear()
+      throw error
+    }
+  }
+
+  /** Drops superseded versions from the Gold logs (in its own transaction, between batches). */
+  async compactGold (): Promise<void> {
+    const c = this.#connection
+    await c.run('BEGIN TRANSACTION')
+    try {
+      for (const table of ['gold_state_log', 'gold_features_log']) {
+        await c.run(`CREATE TABLE ${table}_compacted AS SELECT * FROM ${table} QUALIFY row_number() OVER (PARTITION BY subscriber_id ORDER BY version DESC) = 1 ORDER BY batch_id`)
+        if (table === 'gold_features_log') await c.run('DROP VIEW gold_features')
+        await c.run(`DROP TABLE ${table}`)
+        await c.run(`ALTER TABLE ${table}_compacted RENAME TO ${table}`)
+      }
+      for (const ddl of goldDdl()) await c.run(ddl)
+      await c.run('COMMIT')
+      this.#goldLogRows = (await this.counts()).gold_features ?? 0
+    } catch (error) {
+      await c.run('ROLLBACK').catch(() => {})
+      throw new LakehouseError('CHURN_LAKEHOUSE_BATCH_FAILED', `Compacting the Gold logs failed (nothing changed): ${describeError(error)}`, { cause: error, retriable: true })
+    }
+  }
+
+  /**
+   * Gold rows committed but not yet published to the changelog (the newest version of each
+   * subscriber), and the batch they run through.
+   */
+  async pendingChangelog (): Promise<{ rows: GoldRow[], throughBatch: number }> {
+    const c = this.#connection
+    const published = await this.#publishedThrough()
+    const reader = await c.runAndReadAll(`SELECT * FROM gold_features_log WHERE batch_id > $published
+      QUALIFY row_number() OVER (PARTITION BY subscriber_id ORDER BY version DESC) = 1
+      ORDER BY batch_id, subscriber_id`, { published: BigInt(published) })
+    const rows = reader.getRowObjectsJS()
+    const throughBatch = rows.reduce((max, row) => Math.max(max, num(row.batch_id)), published)
+    return { rows: rows.map(goldRow), throughBatch }
+  }
+
+  /** Records that the changelog is published through `batchId` (outside a batch). */
+  async markPublished (batchId: number): Promise<void> {
+    await this.#recordPublished(batchId)
+  }
+
+  async #publishedThrough (): Promise<number> {
+    const value = (await this.#connection.runAndReadAll("SELECT value FROM lakehouse_meta WHERE name = 'changelog_published_batch'")).getRows()[0]?.[0]
+    return value === undefined ? 0 : Number(value)
+  }
+
+  async #recordPublished (batchId: number): Promise<void> {
+    await this.#connection.run(`INSERT INTO lakehouse_meta VALUES ('changelog_published_batch', $value)
+      ON CONFLICT (name) DO UPDATE SET value = greatest(lakehouse_meta.value::BIGINT, EXCLUDED.value::BIGINT)::VARCHAR`, { value: String(batchId) })
   }
 
   /** The Gold row of one subscriber, or undefined. */
@@ -434,10 +666,11 @@ export class Lakehouse {
 
   /** Row counts of the main tables (tests and progress). */
   async counts (): Promise<Record<string, number>> {
-    const names = [...[...this.#tables.values()].flatMap(t => [t.bronze, t.silver]), 'quarantine', 'gold_features', 'ingest_dead_letters', 'changelog_outbox']
-    const reader = await this.#connection.runAndReadAll(`SELECT ${names.map(n => `(SELECT count(*) FROM ${n}) AS ${n}`).join(', ')}`)
+    const names = [...[...this.#tables.values()].flatMap(t => [t.bronze, t.silver]), 'quarantine', 'gold_features', 'ingest_dead_letters']
+    const reader = await this.#connection.runAndReadAll(`SELECT ${names.map(n => `(SELECT count(*) FROM ${n}) AS ${n}`).join(', ')},
+      (SELECT count(DISTINCT subscriber_id) FROM gold_features_log WHERE batch_id > coalesce((SELECT value::BIGINT FROM lakehouse_meta WHERE name = 'changelog_published_batch'), 0)) AS changelog_pending`)
     const row = reader.getRowObjectsJS()[0] ?? {}
-    return Object.fromEntries(names.map(n => [n, num(row[n])]))
+    return Object.fromEntries([...names, 'changelog_pending'].map(n => [n, num(row[n])]))
   }
 
   /** Checkpoints and closes the file. */
@@ -464,11 +697,6 @@ function goldRow (row: Record<string, unknown>): GoldRow {
     updatedAtMs: num(row.updated_at_ms),
     features
   }
-}
-
-/** The named parameters a statement uses (DuckDB refuses unused ones). */
-function sqlUses (sql: string, params: Record<string, DuckDBValue>): Record<string, DuckDBValue> {
-  return Object.fromEntries(Object.entries(params).filter(([name]) => sql.includes(`$${name}`)))
 }
 
 /** The gate of one source: every Bronze row of the batch with the reasons it fails (empty: passes). */

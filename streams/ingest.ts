@@ -18,8 +18,8 @@
  * batch waits and is retried with backoff, and the role reports itself not ready meanwhile.
  *
  * After each commit the changed Gold rows go to the compacted changelog topic while the next batch
- * is landed; their outbox entries are cleared in the following batch's transaction, so a crash
- * between commit and publication republishes them (versions make that harmless) and loses none.
+ * is landed; the next batch's transaction records that they are out, so a crash between commit
+ * and publication republishes them (versions make that harmless) and loses none.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Type } from 'avsc'
@@ -113,7 +113,8 @@ export class IngestService {
   /** A taken batch that failed to land, retried before anything else. */
   #retrying: { items: Buffered[], deadLettersSent: boolean } | undefined
   #flushing: Promise<void> | undefined
-  #publishing: Promise<Array<{ subscriberId: string, version: number }>> | undefined
+  /** The changelog publication of the last batch: resolves to the batch it runs through. */
+  #publishing: Promise<number | undefined> | undefined
   #timer: NodeJS.Timeout | undefined
   #admin: ReturnType<Kafka['admin']> | undefined
   #seeking: Promise<void> = Promise.resolve()
@@ -306,9 +307,9 @@ export class IngestService {
       this.#logger.warn({ count: deadLetters.length, topic: first?.topic, partition: first?.partition, offset: first?.offset.toString(), code: first?.code }, 'dead-lettered undecodable messages')
     }
 
-    // The previous batch's changelog must be out before its outbox entries are cleared.
+    // The previous batch's changelog must be out before the lakehouse records it as published.
     const published = await this.#awaitPublishing()
-    const result = await lakehouse.landBatch({ events, deadLetters, offsets: [...next.values()], published })
+    const result = await lakehouse.landBatch({ events, deadLetters, offsets: [...next.values()], ...(published === undefined ? {} : { publishedThroughBatch: published }) })
     for (const o of next.values()) this.#committed.set(key(o.topic, o.partition), o.nextOffset)
     this.#count(result, items.length)
 
@@ -331,23 +332,24 @@ export class IngestService {
     this.#options.onBatch?.(result, this.stats)
   }
 
-  async #awaitPublishing (): Promise<Array<{ subscriberId: string, version: number }>> {
+  async #awaitPublishing (): Promise<number | undefined> {
     const publishing = this.#publishing
     this.#publishing = undefined
-    if (publishing === undefined) return []
+    if (publishing === undefined) return undefined
     try {
       return await publishing
     } catch (error) {
-      this.#logger.warn({ err: error, code: errorCode(error) }, 'feature changelog not published; it stays in the outbox and goes out with the next batch')
-      return []
+      this.#logger.warn({ err: error, code: errorCode(error) }, 'feature changelog not published; the rows stay pending and go out with the next batch')
+      return undefined
     }
   }
 
   #startPublishing (): void {
     this.#publishing = (async () => {
-      const rows = await this.#options.lakehouse.pendingChangelog()
+      // Read now, on the one connection, before the next batch starts; send while it lands.
+      const { rows, throughBatch } = await this.#options.lakehouse.pendingChangelog()
       await this.#send(rows)
-      return rows.map(r => ({ subscriberId: r.subscriberId, version: r.version }))
+      return throughBatch
     })()
     // Failures are reported when awaited; never an unhandled rejection.
     this.#publishing.catch(() => {})
@@ -363,15 +365,12 @@ export class IngestService {
     this.#stats.changelogPublished += rows.length
   }
 
-  /** Publishes and clears everything in the outbox (start-up, shutdown). */
+  /** Publishes every committed, unpublished Gold row (start-up, shutdown). */
   async #publishPending (): Promise<void> {
     const { lakehouse } = this.#options
-    for (;;) {
-      const rows = await lakehouse.pendingChangelog()
-      if (rows.length === 0) return
-      await this.#send(rows)
-      await lakehouse.markPublished(rows)
-    }
+    const { rows, throughBatch } = await lakehouse.pendingChangelog()
+    await this.#send(rows)
+    await lakehouse.markPublished(throughBatch)
   }
 
   /**
@@ -395,7 +394,7 @@ export class IngestService {
 
   /**
    * Stops consuming, lands what is buffered (one last attempt if it was failing), publishes the
-   * outbox, and disconnects. Whatever could not be landed is read again on the next start.
+   * pending changelog rows, and disconnects. Whatever could not be landed is read again on the next start.
    */
   async stop (): Promise<void> {
     if (this.#stopping) return
@@ -410,9 +409,8 @@ export class IngestService {
         await this.#flushing
         if (this.#stats.failing > failing) break
       }
-      const published = await this.#awaitPublishing()
-      await this.#options.lakehouse.markPublished(published).catch(() => {})
-      await this.#publishPending().catch((error: unknown) => { this.#logger.warn({ err: error }, 'outbox left for the next start') })
+      await this.#awaitPublishing()
+      await this.#publishPending().catch((error: unknown) => { this.#logger.warn({ err: error }, 'changelog rows left for the next start') })
     }
     this.#running = false
     await this.#consumer?.disconnect().catch(() => {})

@@ -117,15 +117,64 @@ describe('Gold maintained per micro-batch', () => {
       const good = Array.from({ length: 20 }, (_, i) => drawEvent(random, i))
       await lakehouse.landBatch({ now: NOW, events: toBatch(good, 0n), offsets: [{ topic: 't', partition: 0, nextOffset: 20n }] })
       const before = await lakehouse.counts()
-      // A record missing its required fields makes the Bronze append throw mid-batch.
-      const broken = [...Array.from({ length: 5 }, (_, i) => drawEvent(random, 100 + i)), { stream: 'network' as const, value: { eventId: 'broken' } }]
+      // A value of the wrong type makes the Bronze append throw mid-batch, after other rows went in.
+      const valid = Array.from({ length: 5 }, (_, i) => drawEvent(random, 100 + i))
+      const network = valid.find(d => d.stream === 'network') ?? drawEvent(seededRandom(3), 200)
+      const broken = [...valid, { stream: network.stream, value: { ...network.value, eventId: 'broken', signalDbm: 'not a number' } }]
       await assert.rejects(lakehouse.landBatch({ now: NOW, events: toBatch(broken, 20n), offsets: [{ topic: 't', partition: 0, nextOffset: 26n }] }), { code: 'CHURN_LAKEHOUSE_BATCH_FAILED' })
       assert.deepEqual(await lakehouse.counts(), before)
       assert.equal((await lakehouse.storedOffsets())[0]?.nextOffset, 20n)
-      await lakehouse.landBatch({ now: NOW, events: toBatch(broken.slice(0, 5), 20n), offsets: [{ topic: 't', partition: 0, nextOffset: 25n }] })
+      await lakehouse.landBatch({ now: NOW, events: toBatch(valid, 20n), offsets: [{ topic: 't', partition: 0, nextOffset: 25n }] })
       assert.deepEqual(await lakehouse.goldDifferences(), [])
     } finally {
       lakehouse.close()
+    }
+  })
+})
+
+describe('Gold state across restarts', () => {
+  it('reloads the committed state, compacts its logs, and rebuilds from Silver when asked, staying equal to the recompute', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises')
+    const { tmpdir } = await import('node:os')
+    const path = await import('node:path')
+    const dir = await mkdtemp(path.join(tmpdir(), 'churn-gold-'))
+    const file = path.join(dir, 'lakehouse.duckdb')
+    const random = seededRandom(77)
+    let n = 0
+    const land = async (lakehouse: Lakehouse, count: number): Promise<void> => {
+      const drawn = Array.from({ length: count }, () => drawEvent(random, n++))
+      await lakehouse.landBatch({ now: NOW, events: toBatch(drawn, BigInt(n)), offsets: [] })
+    }
+    try {
+      // A snapshot every 3 batches: the reopen loads batch 3's snapshot and replays batches 4 and 5.
+      let lakehouse = await Lakehouse.open({ path: file, snapshotEveryBatches: 3 })
+      for (let i = 0; i < 5; i++) await land(lakehouse, 40)
+      const before = await lakehouse.goldRow('SUB-1')
+      const snapshots = await lakehouse.connection.runAndReadAll("SELECT count(*), max(batch_id) FROM gold_state_log")
+      assert.ok(Number(snapshots.getRows()[0]?.[0]) > 0, 'a snapshot was taken')
+      assert.equal(Number(snapshots.getRows()[0]?.[1]), 3, 'the last snapshot is batch 3, so batches 4 and 5 are replayed')
+      lakehouse.close()
+
+      lakehouse = await Lakehouse.open({ path: file, snapshotEveryBatches: 3 })
+      assert.deepEqual(await lakehouse.goldRow('SUB-1'), before, 'Gold survives a reopen')
+      for (let i = 0; i < 5; i++) await land(lakehouse, 40)
+      assert.deepEqual(await lakehouse.goldDifferences(), [], 'batches after a reopen merge into the reloaded state')
+      const versionBefore = (await lakehouse.goldRow('SUB-2'))?.version ?? 0
+
+      await lakehouse.compactGold()
+      const logRows = await lakehouse.connection.runAndReadAll('SELECT count(*) - count(DISTINCT subscriber_id) FROM gold_features_log')
+      assert.equal(Number(logRows.getRows()[0]?.[0]), 0, 'compaction keeps one version per subscriber')
+      await land(lakehouse, 40)
+      assert.deepEqual(await lakehouse.goldDifferences(), [])
+
+      await lakehouse.rebuildGold()
+      assert.deepEqual(await lakehouse.goldDifferences(), [])
+      assert.ok(((await lakehouse.goldRow('SUB-2'))?.version ?? 0) > versionBefore, 'versions keep increasing through a rebuild')
+      await land(lakehouse, 40)
+      assert.deepEqual(await lakehouse.goldDifferences(), [])
+      lakehouse.close()
+    } finally {
+      await rm(dir, { recursive: true, force: true })
     }
   })
 })

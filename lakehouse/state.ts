@@ -1,0 +1,117 @@
+/**
+ * Gold's mergeable state, kept in memory by the lakehouse's one writer and logged to DuckDB in
+ * each batch's transaction (so a restart reloads exactly what was committed).
+ *
+ * Why in memory: DuckDB is a column store; updating a thousand rows of a hundred-thousand-row
+ * table in place (UPDATE, upsert, or delete and insert) costs tens of milliseconds and makes the
+ * commit rewrite whole column segments, which is about what recomputing Gold from scratch costs.
+ * Keeping the state where it is merged and appending each new version is what incremental view
+ * engines do, and turns a refresh into work proportional to the batch.
+ *
+ * What is merged is fixed by the measure definitions in `features.ts`, not written here: each
+ * subscriber's state is one Float64Array laid out as the measures, then {@link RECENT_DAYS} day
+ * slots of `[day, ...recent measures]`. Sums start at 0; minima, maxima and empty slots are NaN
+ * (SQL NULL). Counts and epoch milliseconds are integers far below 2^53, exact in a double.
+ */
+import { DAY_MS, MEASURES, RECENT_DAYS, RECENT_MEASURES } from './features.ts'
+
+const M = MEASURES.length
+const R = RECENT_MEASURES.length
+const SLOT = 1 + R
+export const STATE_LENGTH = M + RECENT_DAYS * SLOT
+
+const LAST_EVENT = MEASURES.findIndex(m => m.name === 'last_event_ms')
+/** For each recent measure, its index among all measures. */
+const RECENT_INDEX = RECENT_MEASURES.map(r => MEASURES.indexOf(r))
+
+export interface SubscriberState {
+  version: number
+  values: Float64Array
+}
+
+export function emptyState (): Float64Array {
+  const values = new Float64Array(STATE_LENGTH)
+  MEASURES.forEach((m, i) => { values[i] = m.aggregate === 'sum' ? 0 : Number.NaN })
+  for (let s = 0; s < RECENT_DAYS; s++) values[M + s * SLOT] = Number.NaN
+  return values
+}
+
+/**
+ * Merges one (subscriber, day) row of a batch's measures into `values` (the totals only; call
+ * {@link mergeDays} after all of a subscriber's rows so the window is placed by the final last
+ * event). `row[i]` is measure i, null where SQL gave NULL.
+ */
+export function mergeTotals (values: Float64Array, row: ReadonlyArray<number | null>): void {
+  for (let i = 0; i < M; i++) {
+    const v = row[i]
+    if (v === null || v === undefined) continue
+    const current = values[i] as number
+    switch (MEASURES[i]?.aggregate) {
+      case 'sum': values[i] = current + v; break
+      case 'min': values[i] = Number.isNaN(current) || v < current ? v : current; break
+      case 'max': values[i] = Number.isNaN(current) || v > current ? v : current; break
+    }
+  }
+}
+
+/** First day of the recent window of a state (its last event's day, minus RECENT_DAYS - 1). */
+function windowStart (values: Float64Array): number {
+  return Math.floor((values[LAST_EVENT] as number) / DAY_MS) - (RECENT_DAYS - 1)
+}
+
+/**
+ * Adds a batch's per-day rows to the day slots: slots that fell out of the window are freed
+ * first (the window only moves forward, so they are never needed again), then rows of days
+ * inside the window are added to their day's slot.
+ */
+export function mergeDays (values: Float64Array, rows: ReadonlyArray<{ day: number, measures: ReadonlyArray<number | null> }>): void {
+  const start = windowStart(values)
+  for (let s = 0; s < RECENT_DAYS; s++) {
+    const at = M + s * SLOT
+    if ((values[at] as number) < start) {
+      values[at] = Number.NaN
+      for (let r = 1; r < SLOT; r++) values[at + r] = 0
+    }
+  }
+  for (const { day, measures } of rows) {
+    if (day < start) continue
+    let at = -1
+    let free = -1
+    for (let s = 0; s < RECENT_DAYS; s++) {
+      const slotDay = values[M + s * SLOT] as number
+      if (slotDay === day) { at = M + s * SLOT; break }
+      if (free < 0 && Number.isNaN(slotDay)) free = M + s * SLOT
+    }
+    if (at < 0) {
+      // The window holds RECENT_DAYS days, so a free slot exists for any day inside it.
+      at = free
+      values[at] = day
+      for (let r = 1; r < SLOT; r++) values[at + r] = 0
+    }
+    for (let r = 0; r < R; r++) values[at + 1 + r] = (values[at + 1 + r] as number) + (measures[RECENT_INDEX[r] as number] ?? 0)
+  }
+}
+
+/** The recent window's sums, in RECENT_MEASURES order. */
+export function recentSums (values: Float64Array): number[] {
+  const start = windowStart(values)
+  const sums = new Array<number>(R).fill(0)
+  for (let s = 0; s < RECENT_DAYS; s++) {
+    const at = M + s * SLOT
+    if (!((values[at] as number) >= start)) continue
+    for (let r = 0; r < R; r++) sums[r] = (sums[r] as number) + (values[at + 1 + r] as number)
+  }
+  return sums
+}
+
+export function encodeState (values: Float64Array): Uint8Array {
+  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength)
+}
+
+export function decodeState (bytes: Uint8Array): Float64Array {
+  if (bytes.byteLength !== STATE_LENGTH * 8) throw new Error(`a stored Gold state of ${bytes.byteLength} bytes does not fit the current measures (${STATE_LENGTH * 8} bytes)`)
+  // Copy: the bytes may not be 8-byte aligned, and must not alias DuckDB's buffer.
+  const values = new Float64Array(STATE_LENGTH)
+  new Uint8Array(values.buffer).set(bytes)
+  return values
+}
