@@ -11,13 +11,14 @@ import { routeProcessWarnings } from '../core/warnings.ts'
 import { configCommand } from './commands/config.ts'
 import { ingestCommand } from './commands/ingest.ts'
 import { lakehouseCommand } from './commands/lakehouse.ts'
+import { produceCommand } from './commands/produce.ts'
 import { runCommand } from './commands/run.ts'
 import { schemasCommand } from './commands/schemas.ts'
 import { smokeCommand } from './commands/smoke.ts'
 import { stackCommand } from './commands/stack.ts'
 import type { Command } from './context.ts'
 
-const COMMANDS: readonly Command[] = [runCommand, stackCommand, schemasCommand, smokeCommand, ingestCommand, lakehouseCommand, configCommand]
+const COMMANDS: readonly Command[] = [runCommand, stackCommand, schemasCommand, smokeCommand, produceCommand, ingestCommand, lakehouseCommand, configCommand]
 
 function help (): string {
   const width = Math.max(...COMMANDS.map(c => c.usage.length))
