@@ -63,7 +63,7 @@ function crossCheck (values: Partial<Values>): ConfigProblem[] {
 function build (values: Values) {
   const dlq = (topic: string): string => `${topic}${values.TOPIC_DLQ_SUFFIX}`
   return {
-    kafka: { brokers: values.KAFKA_BROKERS, clientId: values.KAFKA_CLIENT_ID },
+    kafka: { brokers: values.KAFKA_BROKERS, clientId: values.KAFKA_CLIENT_ID, sessionTimeoutMs: values.KAFKA_SESSION_TIMEOUT_MS },
     registry: { url: values.SCHEMA_REGISTRY_URL },
     redis: { url: values.REDIS_URL },
     lakehouse: { path: values.DUCKDB_PATH, exportDir: values.LAKEHOUSE_EXPORT_DIR },

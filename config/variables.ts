@@ -21,6 +21,7 @@ const variable = <T, D extends string | undefined>(v: Variable<T> & { default: D
 
 export const VARIABLES = {
   KAFKA_BROKERS: variable({ doc: 'Kafka bootstrap servers, host:port[,host:port...]. The local stack starts its broker on the first one.', default: '127.0.0.1:9092', parse: hostPortList }),
+  KAFKA_SESSION_TIMEOUT_MS: variable({ doc: 'Consumer group session timeout: how long a crashed consumer keeps its partitions before the group hands them on (the broker allows 6000-300000 by default).', default: '30000', parse: integer(1000, 3_600_000) }),
   KAFKA_CLIENT_ID: variable({ doc: 'Kafka client id prefix; each role appends its name.', default: 'churn-scorer', parse: text({ pattern: /^[A-Za-z0-9._-]{1,100}$/, expected: '1-100 of A-Z a-z 0-9 . _ -' }) }),
   SCHEMA_REGISTRY_URL: variable({ doc: 'Base URL of a Confluent-compatible schema registry API (Apicurio: `/apis/ccompat/v7`).', default: 'http://127.0.0.1:8081/apis/ccompat/v7', parse: url(['http:', 'https:']) }),
   REDIS_URL: variable({ doc: 'Redis for the online feature store and the BullMQ queues.', default: 'redis://127.0.0.1:6379', parse: url(['redis:', 'rediss:']), secret: true }),

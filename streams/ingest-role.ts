@@ -60,6 +60,7 @@ export async function runIngest (options: RunIngestOptions): Promise<IngestRunSu
     changelogSchemaId: changelog?.latestId ?? -1,
     maxBatchMessages: config.ingest.batchMessages,
     maxBatchWaitMs: config.ingest.batchWaitMs,
+    sessionTimeoutMs: config.kafka.sessionTimeoutMs,
     ...(options.onBatch === undefined ? {} : { onBatch: options.onBatch })
   })
   let lag = -1

@@ -65,6 +65,12 @@ export interface IngestOptions {
   maxBatchWaitMs?: number
   /** Messages buffered before the fetch loop waits for a batch to land. @defaultValue 4 × maxBatchMessages */
   maxBufferedMessages?: number
+  /**
+   * How long the group waits for a member that stopped heartbeating (a crash) before handing its
+   * partitions to the others; heartbeats go every third of it, at most every 3 s.
+   * @defaultValue 30000
+   */
+  sessionTimeoutMs?: number
   /** Longest pause between retries of a failing batch. @defaultValue 30000 */
   maxRetryDelayMs?: number
   /** Called after each committed batch (metrics, tests, progress). */
@@ -131,6 +137,7 @@ export class IngestService {
       maxBatchWaitMs: 250,
       maxBufferedMessages: 4 * maxBatchMessages,
       maxRetryDelayMs: 30_000,
+      sessionTimeoutMs: 30_000,
       ...options
     }
     this.#logger = options.logger.child({ component: 'ingest' })
@@ -157,7 +164,8 @@ export class IngestService {
 
     this.#producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
     // A short fetch wait keeps shutdown and the first batch quick; a fetch returns as soon as data is there anyway.
-    this.#consumer = kafka.consumer({ groupId, maxBytesPerPartition: 4 * 1024 * 1024, maxBytes: 32 * 1024 * 1024, maxWaitTimeInMs: 500, allowAutoTopicCreation: false })
+    const sessionTimeout = this.#options.sessionTimeoutMs
+    this.#consumer = kafka.consumer({ groupId, sessionTimeout, heartbeatInterval: Math.min(3000, Math.floor(sessionTimeout / 3)), maxBytesPerPartition: 4 * 1024 * 1024, maxBytes: 32 * 1024 * 1024, maxWaitTimeInMs: 500, allowAutoTopicCreation: false })
     await this.#producer.connect()
     await this.#consumer.connect()
 
@@ -312,6 +320,10 @@ export class IngestService {
     const result = await lakehouse.landBatch({ events, deadLetters, offsets: [...next.values()], ...(published === undefined ? {} : { publishedThroughBatch: published }) })
     for (const o of next.values()) this.#committed.set(key(o.topic, o.partition), o.nextOffset)
     this.#count(result, items.length)
+    // One line per micro-batch (never per message), for whoever runs at debug level.
+    if (this.#logger.isLevelEnabled('debug')) {
+      this.#logger.debug({ batchId: result.batchId, messages: items.length, bronze: result.bronze, silver: result.silver, quarantined: result.quarantined, deadLettered: result.deadLettered, touched: result.touched, ms: result.ms }, 'micro-batch landed')
+    }
 
     const offsets = [...next.values()].map(o => ({ topic: o.topic, partition: o.partition, offset: o.nextOffset.toString() }))
     this.#consumer?.commitOffsets(offsets).catch((error: unknown) => {

@@ -25,13 +25,13 @@ export function uniqueName (prefix: string): string {
  * A configuration whose topics, consumer group and lakehouse file belong to one test only, so
  * tests never see each other's data. `cleanup` deletes the topics and their subjects.
  */
-export async function isolatedConfig (overrides: Record<string, string> = {}): Promise<{ config: Config, dir: string, cleanup: () => Promise<void> }> {
+export async function isolatedConfig (overrides: Record<string, string> = {}): Promise<{ config: Config, env: Record<string, string | undefined>, dir: string, cleanup: () => Promise<void> }> {
   const { mkdtemp, rm } = await import('node:fs/promises')
   const { tmpdir } = await import('node:os')
   const path = await import('node:path')
   const run = randomUUID().slice(0, 8)
   const dir = await mkdtemp(path.join(tmpdir(), `churn-test-${run}-`))
-  const isolated = loadConfig({
+  const env: Record<string, string | undefined> = {
     ...process.env,
     TOPIC_BILLING: `test.${run}.billing`,
     TOPIC_NETWORK: `test.${run}.network`,
@@ -44,7 +44,8 @@ export async function isolatedConfig (overrides: Record<string, string> = {}): P
     LAKEHOUSE_EXPORT_DIR: path.join(dir, 'export'),
     MODEL_DIR: path.join(dir, 'models'),
     ...overrides
-  }, { cwd: process.cwd() })
+  }
+  const isolated = loadConfig(env, { cwd: process.cwd() })
   const cleanup = async (): Promise<void> => {
     const { createKafka } = await import('../../streams/kafka.ts')
     const { projectTopics } = await import('../../streams/topics.ts')
@@ -61,5 +62,5 @@ export async function isolatedConfig (overrides: Record<string, string> = {}): P
     }
     await rm(dir, { recursive: true, force: true })
   }
-  return { config: isolated, dir, cleanup }
+  return { config: isolated, env, dir, cleanup }
 }
