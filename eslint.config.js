@@ -20,11 +20,11 @@ export default tseslint.config(
       }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' }],
       '@typescript-eslint/only-throw-error': 'error',
-      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Only entry points (cli/main.ts, test/with-stack.ts, test/helpers) read process.env; pass configuration down.' }]
+      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Only entry points (cli/main.ts, bench/*.ts, test/with-stack.ts, test/helpers) read process.env; pass configuration down.' }]
     }
   },
   {
-    files: ['cli/main.ts', 'test/**/*.ts'],
+    files: ['cli/main.ts', 'test/**/*.ts', 'bench/*.ts'],
     rules: { 'no-restricted-properties': 'off' }
   },
   {
