@@ -161,7 +161,7 @@ async function main (): Promise<void> {
   const c = ingestRate / rawRate
   line('(c) ingest / raw consume', c.toFixed(2), `goal >= 0.50  ${c >= 0.5 ? 'met' : 'NOT MET'}`)
 
-  const lakehouse = await Lakehouse.open({ path: config.lakehouse.path })
+  const lakehouse = await Lakehouse.open({ path: config.lakehouse.path, settings: config.lakehouse.settings })
   try {
     const counts = await lakehouse.counts()
     const gold = counts.gold_features ?? 0

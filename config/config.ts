@@ -60,13 +60,19 @@ function crossCheck (values: Partial<Values>): ConfigProblem[] {
   return problems
 }
 
+/** `512m` or `2g` as DuckDB writes a size. */
+function megabytes (size: string): string {
+  const amount = Number(size.slice(0, -1))
+  return `${size.endsWith('g') ? amount * 1024 : amount}MB`
+}
+
 function build (values: Values) {
   const dlq = (topic: string): string => `${topic}${values.TOPIC_DLQ_SUFFIX}`
   return {
     kafka: { brokers: values.KAFKA_BROKERS, clientId: values.KAFKA_CLIENT_ID, sessionTimeoutMs: values.KAFKA_SESSION_TIMEOUT_MS },
     registry: { url: values.SCHEMA_REGISTRY_URL },
     redis: { url: values.REDIS_URL },
-    lakehouse: { path: values.DUCKDB_PATH, exportDir: values.LAKEHOUSE_EXPORT_DIR },
+    lakehouse: { path: values.DUCKDB_PATH, exportDir: values.LAKEHOUSE_EXPORT_DIR, settings: { memory_limit: megabytes(values.DUCKDB_MEMORY_LIMIT) } },
     ingest: { groupId: values.INGEST_GROUP_ID, batchMessages: values.INGEST_BATCH_MESSAGES, batchWaitMs: values.INGEST_BATCH_WAIT_MS },
     model: { dir: values.MODEL_DIR },
     topics: {

@@ -20,7 +20,7 @@ import type { SourceTable } from './columns.ts'
 import { LakehouseError } from './errors.ts'
 import { DAY_MS, FEATURES, MEASURES, TOUCHED_COLUMNS, asOfSql, deltaSql, finalizeTouchedSql, goldDdl, recomputeSql, stateLayoutFingerprint } from './features.ts'
 import { DUPLICATE_REASON, gateRules, reasonsExpression } from './gate.ts'
-import { decodeState, emptyState, encodeState, mergeDays, mergeTotals, recentSums } from './state.ts'
+import { DAY_RECORD, decodeState, emptyState, encodeState, mergeDays, mergeTotals, recentSums, writeDayRecord } from './state.ts'
 import type { SubscriberState } from './state.ts'
 
 /** A decoded event with where it came from. */
@@ -353,12 +353,15 @@ export class Lakehouse {
   #merge (result: DuckDBMaterializedResult): Map<string, SubscriberState> {
     const merged = new Map<string, SubscriberState>()
     const measureCount = MEASURES.length
+    const row = new Float64Array(measureCount)
+    // A subscriber's day records, reused across subscribers; grows when one has many days.
+    let days = new Float64Array(64 * DAY_RECORD)
+    let dayCount = 0
     let subscriber: string | undefined
     let values: Float64Array | undefined
-    let days: Array<{ day: number, measures: Array<number | null> }> = []
     const finish = (): void => {
       if (subscriber === undefined || values === undefined) return
-      mergeDays(values, days)
+      mergeDays(values, days, dayCount)
       merged.set(subscriber, { version: (this.#state.get(subscriber)?.version ?? 0) + 1, values })
     }
     for (let c = 0; c < result.chunkCount; c++) {
@@ -372,12 +375,17 @@ export class Lakehouse {
           finish()
           subscriber = id
           values = this.#state.get(id)?.values.slice() ?? emptyState()
-          days = []
+          dayCount = 0
         }
-        const measures = new Array<number | null>(measureCount)
-        for (let m = 0; m < measureCount; m++) measures[m] = (vectors[m] as DuckDBVector).getItem(r) as number | null
-        mergeTotals(values as Float64Array, measures)
-        days.push({ day: dayVector.getItem(r) as number, measures })
+        for (let m = 0; m < measureCount; m++) row[m] = ((vectors[m] as DuckDBVector).getItem(r) as number | null) ?? Number.NaN
+        mergeTotals(values as Float64Array, row)
+        if ((dayCount + 1) * DAY_RECORD > days.length) {
+          const grown = new Float64Array(days.length * 2)
+          grown.set(days)
+          days = grown
+        }
+        writeDayRecord(days, dayCount * DAY_RECORD, dayVector.getItem(r) as number, row)
+        dayCount++
       }
     }
     finish()

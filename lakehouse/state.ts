@@ -36,21 +36,38 @@ export function emptyState (): Float64Array {
   return values
 }
 
+const SUM = 0
+const MIN = 1
+const MAX = 2
+const AGGREGATE = Int8Array.from(MEASURES, m => m.aggregate === 'sum' ? SUM : m.aggregate === 'min' ? MIN : MAX)
+
+/** Values per record of a day buffer: the day, then the recent measures in RECENT_MEASURES order. */
+export const DAY_RECORD = SLOT
+
 /**
  * Merges one (subscriber, day) row of a batch's measures into `values` (the totals only; call
  * {@link mergeDays} after all of a subscriber's rows so the window is placed by the final last
- * event). `row[i]` is measure i, null where SQL gave NULL.
+ * event). `row[i]` is measure i, NaN where SQL gave NULL.
  */
-export function mergeTotals (values: Float64Array, row: ReadonlyArray<number | null>): void {
+export function mergeTotals (values: Float64Array, row: ArrayLike<number>): void {
   for (let i = 0; i < M; i++) {
-    const v = row[i]
-    if (v === null || v === undefined) continue
+    const v = row[i] as number
+    if (Number.isNaN(v)) continue
     const current = values[i] as number
-    switch (MEASURES[i]?.aggregate) {
-      case 'sum': values[i] = current + v; break
-      case 'min': values[i] = Number.isNaN(current) || v < current ? v : current; break
-      case 'max': values[i] = Number.isNaN(current) || v > current ? v : current; break
+    switch (AGGREGATE[i]) {
+      case SUM: values[i] = current + v; break
+      case MIN: values[i] = Number.isNaN(current) || v < current ? v : current; break
+      default: values[i] = Number.isNaN(current) || v > current ? v : current
     }
+  }
+}
+
+/** Copies a row's recent measures (NaN as 0) into a day buffer at `at`, after its day. */
+export function writeDayRecord (days: Float64Array, at: number, day: number, row: ArrayLike<number>): void {
+  days[at] = day
+  for (let r = 0; r < R; r++) {
+    const v = row[RECENT_INDEX[r] as number] as number
+    days[at + 1 + r] = Number.isNaN(v) ? 0 : v
   }
 }
 
@@ -60,11 +77,12 @@ function windowStart (values: Float64Array): number {
 }
 
 /**
- * Adds a batch's per-day rows to the day slots: slots that fell out of the window are freed
- * first (the window only moves forward, so they are never needed again), then rows of days
- * inside the window are added to their day's slot.
+ * Adds a batch's per-day records (`count` of them in `days`, {@link DAY_RECORD} values each, as
+ * {@link writeDayRecord} lays them out) to the day slots: slots that fell out of the window are
+ * freed first (the window only moves forward, so they are never needed again), then records of
+ * days inside the window are added to their day's slot.
  */
-export function mergeDays (values: Float64Array, rows: ReadonlyArray<{ day: number, measures: ReadonlyArray<number | null> }>): void {
+export function mergeDays (values: Float64Array, days: Float64Array, count: number): void {
   const start = windowStart(values)
   for (let s = 0; s < RECENT_DAYS; s++) {
     const at = M + s * SLOT
@@ -73,7 +91,9 @@ export function mergeDays (values: Float64Array, rows: ReadonlyArray<{ day: numb
       for (let r = 1; r < SLOT; r++) values[at + r] = 0
     }
   }
-  for (const { day, measures } of rows) {
+  for (let d = 0; d < count; d++) {
+    const record = d * DAY_RECORD
+    const day = days[record] as number
     if (day < start) continue
     let at = -1
     let free = -1
@@ -88,7 +108,7 @@ export function mergeDays (values: Float64Array, rows: ReadonlyArray<{ day: numb
       values[at] = day
       for (let r = 1; r < SLOT; r++) values[at + r] = 0
     }
-    for (let r = 0; r < R; r++) values[at + 1 + r] = (values[at + 1 + r] as number) + (measures[RECENT_INDEX[r] as number] ?? 0)
+    for (let r = 1; r < SLOT; r++) values[at + r] = (values[at + r] as number) + (days[record + r] as number)
   }
 }
 

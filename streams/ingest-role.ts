@@ -49,7 +49,7 @@ export async function runIngest (options: RunIngestOptions): Promise<IngestRunSu
     await admin.disconnect()
   }
 
-  const lakehouse = await Lakehouse.open({ path: config.lakehouse.path })
+  const lakehouse = await Lakehouse.open({ path: config.lakehouse.path, settings: config.lakehouse.settings })
   const service = new IngestService({
     kafka,
     lakehouse,

@@ -59,7 +59,7 @@ export interface IngestOptions {
   groupId: string
   /** Schema id the changelog is written with (registered by the caller). */
   changelogSchemaId: number
-  /** A micro-batch closes at this many messages... @defaultValue 5000 */
+  /** A micro-batch closes at this many messages... @defaultValue 20000 */
   maxBatchMessages?: number
   /** ...or this long after its first message. @defaultValue 250 */
   maxBatchWaitMs?: number
@@ -100,6 +100,9 @@ interface Buffered {
   message: KafkaMessage
 }
 
+/** Bytes of changelog values per produce request; well under the broker's 1 MB per partition. */
+const CHANGELOG_REQUEST_BYTES = 512 * 1024
+
 const key = (topic: string, partition: number): string => `${topic}\u0000${partition}`
 
 export class IngestService {
@@ -131,7 +134,7 @@ export class IngestService {
   }
 
   constructor (options: IngestOptions) {
-    const maxBatchMessages = options.maxBatchMessages ?? 5000
+    const maxBatchMessages = options.maxBatchMessages ?? 20_000
     this.#options = {
       maxBatchMessages,
       maxBatchWaitMs: 250,
@@ -370,7 +373,20 @@ export class IngestService {
   async #send (rows: readonly GoldRow[]): Promise<void> {
     if (rows.length === 0) return
     try {
-      await this.#producer?.send({ topic: this.#options.topics.features, acks: -1, messages: changelogMessages(rows, this.#options.changelogSchemaId, this.#changelogType as Type) })
+      // A batch touching tens of thousands of subscribers is megabytes of changelog; one request
+      // that size is refused by the broker (message.max.bytes, 1 MB per partition by default),
+      // so it goes out in requests of at most CHANGELOG_REQUEST_BYTES.
+      const messages = changelogMessages(rows, this.#options.changelogSchemaId, this.#changelogType as Type)
+      for (let start = 0; start < messages.length;) {
+        let end = start
+        let bytes = 0
+        while (end < messages.length && (end === start || bytes < CHANGELOG_REQUEST_BYTES)) {
+          const m = messages[end++]
+          bytes += (m?.value)?.length ?? 0
+        }
+        await this.#producer?.send({ topic: this.#options.topics.features, acks: -1, messages: messages.slice(start, end) })
+        start = end
+      }
     } catch (error) {
       throw new StreamError('CHURN_INGEST_CHANGELOG_FAILED', `Could not publish ${rows.length} changed Gold row(s) to ${this.#options.topics.features}: ${describeError(error)}`, { cause: error, retriable: true })
     }

@@ -70,7 +70,7 @@ export const runCommand: Command = {
 }
 
 async function describeLakehouse (context: CommandContext): Promise<void> {
-  const lakehouse = await Lakehouse.open({ path: context.config.lakehouse.path })
+  const lakehouse = await Lakehouse.open({ path: context.config.lakehouse.path, settings: context.config.lakehouse.settings })
   try {
     const report = await lakehouse.qualityReport()
     const { pipeline } = report

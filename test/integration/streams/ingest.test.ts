@@ -74,10 +74,14 @@ async function produce (messages: Partial<Record<Stream, Message[]>>): Promise<v
   const producer = kafka.producer({ idempotent: true, createPartitioner: Partitioners.DefaultPartitioner })
   await producer.connect()
   try {
-    await producer.sendBatch({
-      acks: -1,
-      topicMessages: Object.entries(messages).map(([stream, list]) => ({ topic: config.topics[stream as Stream], messages: list }))
-    })
+    // In slices: one request over the broker's message.max.bytes is refused whole.
+    for (let start = 0; ; start += 5000) {
+      const topicMessages = Object.entries(messages)
+        .map(([stream, list]) => ({ topic: config.topics[stream as Stream], messages: list.slice(start, start + 5000) }))
+        .filter(t => t.messages.length > 0)
+      if (topicMessages.length === 0) break
+      await producer.sendBatch({ acks: -1, topicMessages })
+    }
   } finally {
     await producer.disconnect()
   }
@@ -212,6 +216,26 @@ describe('ingest', () => {
     const lakehouse = await Lakehouse.open({ path: config.lakehouse.path })
     try {
       assert.deepEqual(await lakehouse.goldDifferences(), [])
+    } finally {
+      lakehouse.close()
+    }
+  })
+
+  it('publishes the changelog of a batch touching 40,000 subscribers, megabytes of it, in requests the broker accepts', async () => {
+    const messages: Message[] = []
+    for (let i = 0; i < 40_000; i++) {
+      const subscriberId = `BIG-${String(i).padStart(6, '0')}`
+      messages.push({ key: subscriberId, value: encodeFramed(ids.network ?? -1, types.network as Type, network(subscriberId, i)) })
+    }
+    await produce({ network: messages })
+    const big = { ...config, ingest: { ...config.ingest, batchMessages: 40_000, batchWaitMs: 5000 } }
+    const summary = await runIngest({ config: big, logger, untilCaughtUp: true })
+    assert.equal(summary.messages, 40_000)
+    assert.ok(summary.batches <= 3, `${summary.batches} batches`)
+    assert.ok(summary.changelogPublished >= 40_000, `${summary.changelogPublished} changelog rows published`)
+    const lakehouse = await Lakehouse.open({ path: config.lakehouse.path })
+    try {
+      assert.equal((await lakehouse.counts()).changelog_pending, 0, 'nothing is left unpublished')
     } finally {
       lakehouse.close()
     }
