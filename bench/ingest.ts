@@ -13,14 +13,9 @@
  * It is a figure, not a test: the test suite runs `--quick` so the benchmark never rots, and
  * checks only that it completes and prints its figures.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { randomUUID } from 'node:crypto'
 import { pino } from 'pino'
-import { loadConfig } from '../config/index.ts'
-import type { Config } from '../config/index.ts'
 import { Lakehouse } from '../lakehouse/lakehouse.ts'
 import type { LandedEvent } from '../lakehouse/lakehouse.ts'
 import { AvroCodec, avroType, latestSchema } from '../schemas/index.ts'
@@ -28,7 +23,8 @@ import { SOURCE_STREAMS } from '../schemas/catalog.ts'
 import { runIngest } from '../streams/ingest-role.ts'
 import { createKafka } from '../streams/kafka.ts'
 import { produceTraffic } from '../streams/producer.ts'
-import { projectTopics, sourceTopics } from '../streams/topics.ts'
+import { sourceTopics } from '../streams/topics.ts'
+import { isolatedConfig } from '../test/helpers/context.ts'
 import { routeProcessWarnings } from '../core/warnings.ts'
 
 const { values } = parseArgs({
@@ -46,18 +42,8 @@ const logger = pino({ level: process.env.BENCH_LOG_LEVEL ?? 'warn' })
 routeProcessWarnings(logger)
 
 const run = randomUUID().slice(0, 8)
-const dir = await mkdtemp(path.join(tmpdir(), `churn-bench-${run}-`))
-const config: Config = loadConfig({
-  ...process.env,
-  TOPIC_BILLING: `bench.${run}.billing`,
-  TOPIC_NETWORK: `bench.${run}.network`,
-  TOPIC_DEVICE: `bench.${run}.device`,
-  TOPIC_CRM_OUTCOMES: `bench.${run}.crm`,
-  TOPIC_FEATURES: `bench.${run}.features`,
-  TOPIC_CHURN_RISK: `bench.${run}.risk`,
-  INGEST_GROUP_ID: `bench-ingest-${run}`,
-  DUCKDB_PATH: path.join(dir, 'lakehouse.duckdb')
-}, { cwd: process.cwd() })
+// Fresh topics, group and lakehouse file, as the tests isolate theirs.
+const { config, cleanup } = await isolatedConfig({}, 'bench')
 
 const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(0)} MB`
 const rate = (n: number, ms: number): string => `${Math.round(n / (ms / 1000)).toLocaleString('en-US')} /s`
@@ -161,7 +147,7 @@ async function main (): Promise<void> {
   const c = ingestRate / rawRate
   line('(c) ingest / raw consume', c.toFixed(2), `goal >= 0.50  ${c >= 0.5 ? 'met' : 'NOT MET'}`)
 
-  const lakehouse = await Lakehouse.open({ path: config.lakehouse.path, settings: config.lakehouse.settings })
+  const lakehouse = await Lakehouse.open(config.lakehouse)
   try {
     const counts = await lakehouse.counts()
     const gold = counts.gold_features ?? 0
@@ -184,18 +170,5 @@ try {
   await main()
 } finally {
   clearInterval(sampler)
-  if (!values.keep) {
-    const kafka = createKafka({ brokers: config.kafka.brokers, clientId: `bench-cleanup-${run}`, logger })
-    const admin = kafka.admin()
-    await admin.connect()
-    const existing = new Set(await admin.listTopics())
-    await admin.deleteTopics({ topics: projectTopics(config.topics).map(t => t.topic).filter(t => existing.has(t)) }).catch(() => {})
-    await admin.disconnect()
-    for (const topic of projectTopics(config.topics).map(t => t.topic)) {
-      const url = `${config.registry.url}/subjects/${encodeURIComponent(`${topic}-value`)}`
-      await fetch(url, { method: 'DELETE' }).then(r => r.body?.cancel()).catch(() => {})
-      await fetch(`${url}?permanent=true`, { method: 'DELETE' }).then(r => r.body?.cancel()).catch(() => {})
-    }
-    await rm(dir, { recursive: true, force: true })
-  }
+  if (!values.keep) await cleanup()
 }

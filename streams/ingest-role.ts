@@ -14,7 +14,7 @@ import { createSchemaRegistry } from '../schemas/registry.ts'
 import { IngestService } from './ingest.ts'
 import type { IngestStats } from './ingest.ts'
 import { createKafka } from './kafka.ts'
-import { ensureTopics, projectTopics, sourceTopics } from './topics.ts'
+import { ensureProjectTopics, sourceTopics } from './topics.ts'
 
 export interface RunIngestOptions {
   config: Config
@@ -41,15 +41,9 @@ export async function runIngest (options: RunIngestOptions): Promise<IngestRunSu
   await registerSourceSchemas(schemaOptions)
   const [changelog] = await registerDerivedSchemas(schemaOptions)
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-ingest`, logger })
-  const admin = kafka.admin()
-  await admin.connect()
-  try {
-    await ensureTopics(admin, projectTopics(config.topics), config.topics.replicationFactor)
-  } finally {
-    await admin.disconnect()
-  }
+  await ensureProjectTopics(kafka, config.topics)
 
-  const lakehouse = await Lakehouse.open({ path: config.lakehouse.path, settings: config.lakehouse.settings })
+  const lakehouse = await Lakehouse.open(config.lakehouse)
   const service = new IngestService({
     kafka,
     lakehouse,

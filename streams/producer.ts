@@ -14,7 +14,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Partitioners } from 'kafkajs'
-import type { Message, Producer, TopicMessages } from 'kafkajs'
+import type { Kafka, Message, Producer, TopicMessages } from 'kafkajs'
 import type { Type } from 'avsc'
 import type { Config } from '../config/index.ts'
 import { describeError } from '../core/errors.ts'
@@ -29,7 +29,7 @@ import { StreamError } from './errors.ts'
 import { TrafficGenerator } from './generator.ts'
 import type { GeneratedEvent, GeneratorOptions } from './generator.ts'
 import { createKafka } from './kafka.ts'
-import { ensureTopics, projectTopics } from './topics.ts'
+import { ensureProjectTopics } from './topics.ts'
 
 export interface ProduceOptions {
   config: Config
@@ -82,8 +82,8 @@ export async function produceTraffic (options: ProduceOptions): Promise<ProduceS
   if ((options.events === undefined) === (options.rate === undefined)) throw new RangeError('give either events (a count) or rate (events per second)')
   const clock = options.clock ?? Date.now
   const started = performance.now()
-  const encoders = await prepare(config, logger)
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-producer`, logger })
+  const encoders = await prepare(config, kafka)
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
   await producer.connect()
   const summary: ProduceSummary = { sent: 0, byStream: { billing: 0, network: 0, device: 0, crm: 0 }, churned: 0, retained: 0, cohorts: 0, ms: 0 }
@@ -160,16 +160,10 @@ function cohort (options: ProduceOptions, summary: ProduceSummary, startMs: numb
 }
 
 /** Topics created, schemas registered, and an encoder per source stream with its latest id. */
-async function prepare (config: Config, logger: Logger): Promise<Map<SourceStream, Encoder>> {
+async function prepare (config: Config, kafka: Kafka): Promise<Map<SourceStream, Encoder>> {
   const registry = createSchemaRegistry({ url: config.registry.url })
   const registered = await registerSourceSchemas({ registry, url: config.registry.url, topics: config.topics })
-  const admin = createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-producer-admin`, logger }).admin()
-  await admin.connect()
-  try {
-    await ensureTopics(admin, projectTopics(config.topics), config.topics.replicationFactor)
-  } finally {
-    await admin.disconnect()
-  }
+  await ensureProjectTopics(kafka, config.topics)
   const encoders = new Map<SourceStream, Encoder>()
   for (const source of SOURCE_STREAMS) {
     const subject = registered.find(r => r.name === source.subject)

@@ -4,7 +4,7 @@
  * configuration; creating them is idempotent, and a topic that already exists is left as it is
  * (an operator may have tuned it).
  */
-import type { Admin, ITopicConfig } from 'kafkajs'
+import type { Admin, ITopicConfig, Kafka } from 'kafkajs'
 import type { Config } from '../config/index.ts'
 import { SOURCE_STREAMS } from '../schemas/catalog.ts'
 
@@ -53,4 +53,15 @@ export async function ensureTopics (admin: Admin, specs: readonly TopicSpec[], r
   // answers false for the batch, and the topics exist either way.
   await admin.createTopics({ waitForLeaders: true, topics })
   return missing.map(spec => spec.topic)
+}
+
+/** Creates whichever of the project's topics do not exist yet, with an admin client of its own. */
+export async function ensureProjectTopics (kafka: Kafka, topics: Config['topics']): Promise<string[]> {
+  const admin = kafka.admin()
+  await admin.connect()
+  try {
+    return await ensureTopics(admin, projectTopics(topics), topics.replicationFactor)
+  } finally {
+    await admin.disconnect()
+  }
 }

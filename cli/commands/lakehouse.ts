@@ -23,7 +23,7 @@ export const lakehouseCommand: Command = {
     }
     const action = parsed.positionals[0]
     if (!(ACTIONS as readonly string[]).includes(action ?? '')) throw new UsageError(`lakehouse takes one of ${ACTIONS.join(', ')}; got ${action ?? 'nothing'}`)
-    const lakehouse = await Lakehouse.open({ path: context.config.lakehouse.path, settings: context.config.lakehouse.settings })
+    const lakehouse = await Lakehouse.open(context.config.lakehouse)
     try {
       switch (action) {
         case 'report':

@@ -1,7 +1,7 @@
-import { parseArgs } from 'node:util'
 import { produceTraffic } from '../../streams/producer.ts'
 import type { ProduceProgress } from '../../streams/producer.ts'
 import { UsageError } from '../errors.ts'
+import { parseOptions, positiveInteger, untilInterrupted } from '../options.ts'
 import { renderTable } from '../table.ts'
 import type { Command } from '../context.ts'
 
@@ -16,51 +16,33 @@ export function parseDuration (text: string, option: string): number {
   return ms
 }
 
-function positiveInteger (text: string | undefined, option: string, fallback?: number): number | undefined {
-  if (text === undefined) return fallback
-  const value = Number(text)
-  if (!Number.isSafeInteger(value) || value < 1) throw new UsageError(`--${option} takes a positive whole number; got ${JSON.stringify(text)}`)
-  return value
-}
-
 export const produceCommand: Command = {
   name: 'produce',
   summary: 'send synthetic billing, network and device traffic and CRM outcomes for N subscribers, by count or at a rate',
   usage: 'produce --subscribers N (--events N [--days 30] | --rate R [--duration 10m] [--horizon 1h]) [--seed S] [--no-outcomes]',
   run: async (args, context) => {
-    let values: Record<string, string | boolean | undefined>
-    try {
-      ({ values } = parseArgs({
-        args: [...args],
-        options: {
-          subscribers: { type: 'string' },
-          events: { type: 'string' },
-          rate: { type: 'string' },
-          duration: { type: 'string' },
-          horizon: { type: 'string' },
-          days: { type: 'string' },
-          seed: { type: 'string' },
-          'no-outcomes': { type: 'boolean' }
-        }
-      }))
-    } catch (error) {
-      throw new UsageError(error instanceof Error ? error.message : String(error))
-    }
-    const text = (name: string): string | undefined => typeof values[name] === 'string' ? values[name] : undefined
-    const subscribers = positiveInteger(text('subscribers'), 'subscribers', 1000) as number
-    const events = positiveInteger(text('events'), 'events')
-    const rate = positiveInteger(text('rate'), 'rate')
+    const { values } = parseOptions({
+      args: [...args],
+      options: {
+        subscribers: { type: 'string' },
+        events: { type: 'string' },
+        rate: { type: 'string' },
+        duration: { type: 'string' },
+        horizon: { type: 'string' },
+        days: { type: 'string' },
+        seed: { type: 'string' },
+        'no-outcomes': { type: 'boolean' }
+      }
+    })
+    const subscribers = positiveInteger(values.subscribers, 'subscribers', 1000)
+    const events = positiveInteger(values.events, 'events', undefined)
+    const rate = positiveInteger(values.rate, 'rate', undefined)
     if ((events === undefined) === (rate === undefined)) throw new UsageError('give either --events N or --rate R')
-    if (events !== undefined && (text('duration') !== undefined || text('horizon') !== undefined)) throw new UsageError('--duration and --horizon go with --rate')
-    if (rate !== undefined && text('days') !== undefined) throw new UsageError('--days goes with --events')
-    const seedText = text('seed')
-    const seed = seedText === undefined ? 1 : Number(seedText)
-    if (!Number.isSafeInteger(seed)) throw new UsageError(`--seed takes a whole number; got ${JSON.stringify(seedText)}`)
+    if (events !== undefined && (values.duration !== undefined || values.horizon !== undefined)) throw new UsageError('--duration and --horizon go with --rate')
+    if (rate !== undefined && values.days !== undefined) throw new UsageError('--days goes with --events')
+    const seed = values.seed === undefined ? 1 : Number(values.seed)
+    if (!Number.isSafeInteger(seed)) throw new UsageError(`--seed takes a whole number; got ${JSON.stringify(values.seed)}`)
 
-    const stop = new AbortController()
-    const onSignal = (): void => { stop.abort() }
-    process.once('SIGINT', onSignal)
-    process.once('SIGTERM', onSignal)
     const tty = process.stderr.isTTY
     let lastDraw = 0
     const onProgress = (p: ProduceProgress): void => {
@@ -69,34 +51,28 @@ export const produceCommand: Command = {
       const share = p.target === undefined ? '' : ` of ${p.target.toLocaleString('en-US')} (${Math.floor((100 * p.sent) / p.target)}%)`
       process.stderr.write(`\r\x1b[Kproduced ${p.sent.toLocaleString('en-US')}${share}, ${Math.round(p.sent / Math.max(0.001, p.ms / 1000)).toLocaleString('en-US')} msg/s`)
     }
-    try {
-      const days = positiveInteger(text('days'), 'days')
-      const duration = text('duration')
-      const horizon = text('horizon')
-      const summary = await produceTraffic({
-        config: context.config,
-        logger: context.logger,
-        subscribers,
-        seed,
-        outcomes: values['no-outcomes'] !== true,
-        signal: stop.signal,
-        onProgress,
-        ...(events === undefined ? {} : { events }),
-        ...(rate === undefined ? {} : { rate }),
-        ...(days === undefined ? {} : { days }),
-        ...(duration === undefined ? {} : { durationMs: parseDuration(duration, 'duration') }),
-        ...(horizon === undefined ? {} : { horizonMs: parseDuration(horizon, 'horizon') })
-      })
-      if (tty) process.stderr.write('\r\x1b[K')
-      const { byStream } = summary
-      context.out.write(renderTable(['sent', 'billing', 'network', 'device', 'crm', 'churned', 'retained', 'msg/s', 'seconds'], [[
-        String(summary.sent), String(byStream.billing), String(byStream.network), String(byStream.device), String(byStream.crm),
-        String(summary.churned), String(summary.retained), String(Math.round(summary.sent / Math.max(0.001, summary.ms / 1000))), (summary.ms / 1000).toFixed(1)
-      ]]))
-      return 0
-    } finally {
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
-    }
+    const days = positiveInteger(values.days, 'days', undefined)
+    const { duration, horizon } = values
+    const summary = await untilInterrupted(async signal => await produceTraffic({
+      config: context.config,
+      logger: context.logger,
+      subscribers,
+      seed,
+      outcomes: values['no-outcomes'] !== true,
+      signal,
+      onProgress,
+      ...(events === undefined ? {} : { events }),
+      ...(rate === undefined ? {} : { rate }),
+      ...(days === undefined ? {} : { days }),
+      ...(duration === undefined ? {} : { durationMs: parseDuration(duration, 'duration') }),
+      ...(horizon === undefined ? {} : { horizonMs: parseDuration(horizon, 'horizon') })
+    }))
+    if (tty) process.stderr.write('\r\x1b[K')
+    const { byStream } = summary
+    context.out.write(renderTable(['sent', 'billing', 'network', 'device', 'crm', 'churned', 'retained', 'msg/s', 'seconds'], [[
+      String(summary.sent), String(byStream.billing), String(byStream.network), String(byStream.device), String(byStream.crm),
+      String(summary.churned), String(summary.retained), String(Math.round(summary.sent / Math.max(0.001, summary.ms / 1000))), (summary.ms / 1000).toFixed(1)
+    ]]))
+    return 0
   }
 }

@@ -1,10 +1,9 @@
-import { parseArgs } from 'node:util'
 import { DAY_MS } from '../../lakehouse/features.ts'
 import { Lakehouse } from '../../lakehouse/lakehouse.ts'
 import { assertUp, stackUp } from '../../stack/index.ts'
 import { runIngest } from '../../streams/ingest-role.ts'
 import { produceTraffic } from '../../streams/producer.ts'
-import { UsageError } from '../errors.ts'
+import { parseOptions, positiveInteger } from '../options.ts'
 import { renderTable } from '../table.ts'
 import { smoke } from './smoke.ts'
 import type { Command, CommandContext } from '../context.ts'
@@ -25,20 +24,10 @@ export const runCommand: Command = {
   summary: 'the main job: local stack up, smoke chain, synthetic traffic, ingest through Gold, quality report',
   usage: 'run [--subscribers 2000] [--events 100000] [--seed 1]',
   run: async (args, context) => {
-    let values: { subscribers?: string, events?: string, seed?: string }
-    try {
-      ({ values } = parseArgs({ args: [...args], options: { subscribers: { type: 'string' }, events: { type: 'string' }, seed: { type: 'string' } } }))
-    } catch (error) {
-      throw new UsageError(error instanceof Error ? error.message : String(error))
-    }
-    const count = (text: string | undefined, fallback: number, option: string): number => {
-      const value = text === undefined ? fallback : Number(text)
-      if (!Number.isSafeInteger(value) || value < 1) throw new UsageError(`--${option} takes a positive whole number; got ${JSON.stringify(text)}`)
-      return value
-    }
-    const subscribers = count(values.subscribers, 2000, 'subscribers')
-    const events = count(values.events, 100_000, 'events')
-    const seed = count(values.seed, 1, 'seed')
+    const { values } = parseOptions({ args: [...args], options: { subscribers: { type: 'string' }, events: { type: 'string' }, seed: { type: 'string' } } })
+    const subscribers = positiveInteger(values.subscribers, 'subscribers', 2000)
+    const events = positiveInteger(values.events, 'events', 100_000)
+    const seed = positiveInteger(values.seed, 'seed', 1)
 
     const outcomes = await stackUp({ config: context.config, tools: context.tools })
     context.out.write(renderTable(['service', 'address', 'state', 'detail'], outcomes.map(o => [o.label, o.address, o.state, o.state === 'failed' ? o.error.code : o.detail])))
@@ -70,7 +59,7 @@ export const runCommand: Command = {
 }
 
 async function describeLakehouse (context: CommandContext): Promise<void> {
-  const lakehouse = await Lakehouse.open({ path: context.config.lakehouse.path, settings: context.config.lakehouse.settings })
+  const lakehouse = await Lakehouse.open(context.config.lakehouse)
   try {
     const report = await lakehouse.qualityReport()
     const { pipeline } = report

@@ -23,23 +23,25 @@ export function uniqueName (prefix: string): string {
 
 /**
  * A configuration whose topics, consumer group and lakehouse file belong to one test only, so
- * tests never see each other's data. `cleanup` deletes the topics and their subjects.
+ * tests never see each other's data (the benchmarks use it too, with their own `prefix`).
+ * `env` is the environment it was loaded from, for child processes; `cleanup` deletes the
+ * topics, their subjects and the folder.
  */
-export async function isolatedConfig (overrides: Record<string, string> = {}): Promise<{ config: Config, env: Record<string, string | undefined>, dir: string, cleanup: () => Promise<void> }> {
+export async function isolatedConfig (overrides: Record<string, string> = {}, prefix = 'test'): Promise<{ config: Config, env: Record<string, string | undefined>, dir: string, cleanup: () => Promise<void> }> {
   const { mkdtemp, rm } = await import('node:fs/promises')
   const { tmpdir } = await import('node:os')
   const path = await import('node:path')
   const run = randomUUID().slice(0, 8)
-  const dir = await mkdtemp(path.join(tmpdir(), `churn-test-${run}-`))
+  const dir = await mkdtemp(path.join(tmpdir(), `churn-${prefix}-${run}-`))
   const env: Record<string, string | undefined> = {
     ...process.env,
-    TOPIC_BILLING: `test.${run}.billing`,
-    TOPIC_NETWORK: `test.${run}.network`,
-    TOPIC_DEVICE: `test.${run}.device`,
-    TOPIC_CRM_OUTCOMES: `test.${run}.crm`,
-    TOPIC_FEATURES: `test.${run}.features`,
-    TOPIC_CHURN_RISK: `test.${run}.risk`,
-    INGEST_GROUP_ID: `test-ingest-${run}`,
+    TOPIC_BILLING: `${prefix}.${run}.billing`,
+    TOPIC_NETWORK: `${prefix}.${run}.network`,
+    TOPIC_DEVICE: `${prefix}.${run}.device`,
+    TOPIC_CRM_OUTCOMES: `${prefix}.${run}.crm`,
+    TOPIC_FEATURES: `${prefix}.${run}.features`,
+    TOPIC_CHURN_RISK: `${prefix}.${run}.risk`,
+    INGEST_GROUP_ID: `${prefix}-ingest-${run}`,
     DUCKDB_PATH: path.join(dir, 'lakehouse.duckdb'),
     LAKEHOUSE_EXPORT_DIR: path.join(dir, 'export'),
     MODEL_DIR: path.join(dir, 'models'),
@@ -50,7 +52,7 @@ export async function isolatedConfig (overrides: Record<string, string> = {}): P
     const { createKafka } = await import('../../streams/kafka.ts')
     const { projectTopics } = await import('../../streams/topics.ts')
     const topics = projectTopics(isolated.topics).map(t => t.topic)
-    const admin = createKafka({ brokers: isolated.kafka.brokers, clientId: `test-cleanup-${run}`, logger }).admin()
+    const admin = createKafka({ brokers: isolated.kafka.brokers, clientId: `${prefix}-cleanup-${run}`, logger }).admin()
     await admin.connect()
     const existing = new Set(await admin.listTopics())
     await admin.deleteTopics({ topics: topics.filter(t => existing.has(t)) }).catch(() => {})

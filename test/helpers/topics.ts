@@ -1,6 +1,11 @@
 /** Reading a whole topic back in tests. */
 import { randomUUID } from 'node:crypto'
 import type { IHeaders, Kafka } from 'kafkajs'
+import type { Config } from '../../config/index.ts'
+import type { Logger } from '../../core/logger.ts'
+import { AvroCodec, SOURCE_STREAMS, avroType, latestSchema } from '../../schemas/index.ts'
+import type { SourceStream } from '../../schemas/index.ts'
+import { createKafka } from '../../streams/kafka.ts'
 
 export interface ReadMessage {
   partition: number
@@ -46,4 +51,29 @@ export async function readTopic (kafka: Kafka, topic: string, timeoutMs = 60_000
     await consumer.disconnect()
   }
   return messages
+}
+
+export interface DecodedMessage {
+  key: string
+  partition: number
+  offset: string
+  schemaId: number
+  value: Record<string, unknown>
+}
+
+/** Every message on each source topic, decoded as the stream's latest schema. */
+export async function readSourceEvents (config: Config, logger: Logger, timeoutMs?: number): Promise<Map<SourceStream, DecodedMessage[]>> {
+  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: `test-read-${randomUUID()}`, logger })
+  const codec = new AvroCodec({ registryUrl: config.registry.url })
+  const decoded = new Map<SourceStream, DecodedMessage[]>()
+  for (const source of SOURCE_STREAMS) {
+    const reader = avroType((await latestSchema(source.subject)).schema)
+    const messages = await readTopic(kafka, config.topics[source.topicKey], timeoutMs)
+    await codec.loadWriters(messages.map(m => (m.value as Buffer).readInt32BE(1)))
+    decoded.set(source.stream, messages.map(m => {
+      const { value, schemaId } = codec.decode<Record<string, unknown>>(m.value, reader)
+      return { key: m.key?.toString() ?? '', partition: m.partition, offset: m.offset, schemaId, value }
+    }))
+  }
+  return decoded
 }

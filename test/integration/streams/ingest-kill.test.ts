@@ -11,12 +11,11 @@ import { createInterface } from 'node:readline'
 import { after, before, describe, it } from 'node:test'
 import type { Config } from '../../../config/index.ts'
 import { Lakehouse } from '../../../lakehouse/lakehouse.ts'
-import { AvroCodec, SOURCE_STREAMS, avroType, latestSchema } from '../../../schemas/index.ts'
-import { createKafka } from '../../../streams/kafka.ts'
+import { SOURCE_STREAMS } from '../../../schemas/index.ts'
 import { produceTraffic } from '../../../streams/producer.ts'
 import { isolatedConfig, logger } from '../../helpers/context.ts'
 import { seededRandom } from '../../helpers/random.ts'
-import { readTopic } from '../../helpers/topics.ts'
+import { readSourceEvents } from '../../helpers/topics.ts'
 
 const CLI = path.resolve(import.meta.dirname, '../../../cli/main.ts')
 const KILLS = 3
@@ -81,15 +80,10 @@ describe('ingest under SIGKILL', () => {
     assert.equal(code, 0, `the final run catches up and exits cleanly: ${final.stderr.join('\n')}`)
 
     // What the source topics hold, message by message...
-    const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'test-kill-read', logger })
-    const codec = new AvroCodec({ registryUrl: config.registry.url })
     const inTopics = new Map<string, string>()
+    const decoded = await readSourceEvents(config, logger, 120_000)
     for (const source of SOURCE_STREAMS) {
-      const topic = config.topics[source.topicKey]
-      const reader = avroType((await latestSchema(source.subject)).schema)
-      const messages = await readTopic(kafka, topic, 120_000)
-      await codec.loadWriters(messages.map(m => (m.value as Buffer).readInt32BE(1)))
-      for (const m of messages) inTopics.set(`${topic}/${m.partition}/${m.offset}`, String(codec.decode<{ eventId: string }>(m.value, reader).value.eventId))
+      for (const m of decoded.get(source.stream) ?? []) inTopics.set(`${config.topics[source.topicKey]}/${m.partition}/${m.offset}`, String(m.value.eventId))
     }
     assert.equal(inTopics.size, produced.sent)
 

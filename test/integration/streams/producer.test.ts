@@ -6,41 +6,15 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import type { Type } from 'avsc'
 import type { Config } from '../../../config/index.ts'
 import { Lakehouse } from '../../../lakehouse/lakehouse.ts'
-import { AvroCodec, SOURCE_STREAMS, avroType, latestSchema } from '../../../schemas/index.ts'
-import type { CrmOutcome, SourceStream } from '../../../schemas/index.ts'
+import type { CrmOutcome } from '../../../schemas/index.ts'
 import { runIngest } from '../../../streams/ingest-role.ts'
-import { createKafka } from '../../../streams/kafka.ts'
 import { produceTraffic } from '../../../streams/producer.ts'
 import { isolatedConfig, logger } from '../../helpers/context.ts'
-import { readTopic } from '../../helpers/topics.ts'
-import type { ReadMessage } from '../../helpers/topics.ts'
+import { readSourceEvents } from '../../helpers/topics.ts'
 
 const NOW = Date.UTC(2026, 10, 20, 12)
-
-async function readAll (config: Config): Promise<Map<SourceStream, ReadMessage[]>> {
-  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'test-read', logger })
-  const all = new Map<SourceStream, ReadMessage[]>()
-  for (const source of SOURCE_STREAMS) all.set(source.stream, await readTopic(kafka, config.topics[source.topicKey]))
-  return all
-}
-
-async function decodeAll (config: Config, messages: Map<SourceStream, ReadMessage[]>): Promise<Map<SourceStream, Array<{ key: string, partition: number, schemaId: number, value: Record<string, unknown> }>>> {
-  const codec = new AvroCodec({ registryUrl: config.registry.url })
-  const decoded = new Map<SourceStream, Array<{ key: string, partition: number, schemaId: number, value: Record<string, unknown> }>>()
-  for (const source of SOURCE_STREAMS) {
-    const reader: Type = avroType((await latestSchema(source.subject)).schema)
-    const list = messages.get(source.stream) ?? []
-    await codec.loadWriters(list.map(m => (m.value as Buffer).readInt32BE(1)))
-    decoded.set(source.stream, list.map(m => {
-      const { value, schemaId } = codec.decode<Record<string, unknown>>(m.value, reader)
-      return { key: m.key?.toString() ?? '', partition: m.partition, schemaId, value }
-    }))
-  }
-  return decoded
-}
 
 describe('produceTraffic', () => {
   describe('when given a count', () => {
@@ -57,7 +31,7 @@ describe('produceTraffic', () => {
       assert.equal(first.churned + first.retained, 300)
       assert.ok(first.churned > 30 && first.churned < 150, `${first.churned} churned`)
 
-      const decoded = await decodeAll(config, await readAll(config))
+      const decoded = await readSourceEvents(config, logger)
       const total = [...decoded.values()].reduce((n, list) => n + list.length, 0)
       assert.equal(total, 6300)
       const partitionOf = new Map<string, number>()
@@ -78,7 +52,7 @@ describe('produceTraffic', () => {
 
       const again = await produceTraffic(options)
       assert.equal(again.sent, 6300)
-      const twice = await decodeAll(config, await readAll(config))
+      const twice = await readSourceEvents(config, logger)
       const ids = [...twice.values()].flatMap(list => list.map(m => String(m.value.eventId)))
       assert.equal(ids.length, 12_600)
       assert.equal(new Set(ids).size, 6300, 'the second run sent the same event ids')
@@ -128,7 +102,7 @@ describe('produceTraffic', () => {
       assert.ok(events >= 140 && events <= 151, `${events} events for 3 s at 50/s`)
       // Every finished cohort recorded one outcome per subscriber.
       assert.equal(summary.byStream.crm, (summary.cohorts - 1) * 20)
-      const decoded = await decodeAll(config, await readAll(config))
+      const decoded = await readSourceEvents(config, logger)
       const subscribers = new Set((decoded.get('network') ?? []).map(m => m.key))
       assert.ok([...subscribers].some(s => s.startsWith('SUB-C1-')), 'the second cohort has its own subscribers')
       for (const list of decoded.values()) {
