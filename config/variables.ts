@@ -26,7 +26,7 @@ export const VARIABLES = {
   SCHEMA_REGISTRY_URL: variable({ doc: 'Base URL of a Confluent-compatible schema registry API (Apicurio: `/apis/ccompat/v7`).', default: 'http://127.0.0.1:8081/apis/ccompat/v7', parse: url(['http:', 'https:']) }),
   REDIS_URL: variable({ doc: 'Redis for the online feature store and the BullMQ queues.', default: 'redis://127.0.0.1:6379', parse: url(['redis:', 'rediss:']), secret: true }),
   DUCKDB_PATH: variable({ doc: 'The lakehouse file; only the ingest role opens it for writing.', default: 'data/lakehouse.duckdb', parse: filePath }),
-  DUCKDB_MEMORY_LIMIT: variable({ doc: 'Memory DuckDB may use for its buffers and operators (it spills to disk past it); its own default is 80% of the machine.', default: '1g', parse: heapSize }),
+  DUCKDB_MEMORY_LIMIT: variable({ doc: 'Memory DuckDB may use for its buffers and operators (it spills to disk past it); its own default is 80% of the machine. 512 MB holds a micro-batch\'s work with room to spare.', default: '512m', parse: heapSize }),
   MODEL_DIR: variable({ doc: 'Folder of versioned model artifacts and the promoted-model pointer.', default: 'data/models', parse: filePath }),
   TOPIC_BILLING: variable({ doc: 'Billing (BSS) events topic.', default: 'telco.billing.events', parse: topicName }),
   TOPIC_NETWORK: variable({ doc: 'Network (OSS) events topic.', default: 'telco.network.events', parse: topicName }),

@@ -1,14 +1,14 @@
 /**
  * The columns of each source's Bronze and Silver tables, derived from the newest `.avsc` of its
  * subject (one definition: a field added in a new schema version becomes a nullable column the
- * next time the lakehouse opens), plus how each value is appended.
+ * next time the lakehouse opens), plus how each value is written to a data chunk.
  *
  * Naming: Avro `camelCase` fields become `snake_case` columns; a `timestamp-millis` field gets an
  * `_ms` suffix (`eventTime` → `event_time_ms`, a BIGINT of epoch milliseconds) and a `date` field
  * stays a DATE. Enums are VARCHAR (their symbols), so a new symbol never needs a migration.
  */
-import { DuckDBDateValue } from '@duckdb/node-api'
-import type { DuckDBAppender } from '@duckdb/node-api'
+import { BIGINT, BOOLEAN, DATE, DOUBLE, DuckDBDateValue, INTEGER, VARCHAR } from '@duckdb/node-api'
+import type { DuckDBType, DuckDBValue } from '@duckdb/node-api'
 import { SOURCE_STREAMS, latestSchema } from '../schemas/catalog.ts'
 import type { SourceStream } from '../schemas/catalog.ts'
 import { LakehouseError } from './errors.ts'
@@ -107,18 +107,32 @@ export async function sourceTables (): Promise<SourceTable[]> {
   return tables
 }
 
-/** Appends one value of `column` (as avsc decoded it) to the appender's current row. */
-export function appendValue (appender: DuckDBAppender, column: SourceColumn, value: unknown): void {
-  if (value === null || value === undefined) {
-    appender.appendNull()
-    return
+/** The DuckDB type of a column type. */
+export function duckType (type: DuckType): DuckDBType {
+  switch (type) {
+    case 'VARCHAR': return VARCHAR
+    case 'DOUBLE': return DOUBLE
+    case 'INTEGER': return INTEGER
+    case 'BIGINT': return BIGINT
+    case 'BOOLEAN': return BOOLEAN
+    case 'DATE': return DATE
+  }
+}
+
+const JS_TYPE: Readonly<Record<DuckType, string>> = { VARCHAR: 'string', DOUBLE: 'number', INTEGER: 'number', BIGINT: 'number', BOOLEAN: 'boolean', DATE: 'number' }
+
+/**
+ * A value as avsc decoded it, as a data chunk vector of the column's type takes it. A value of
+ * the wrong JavaScript type throws: a typed vector would silently store it as NaN or 0.
+ */
+export function toVectorItem (column: SourceColumn, value: unknown): DuckDBValue {
+  if (value === null || value === undefined) return null
+  if (typeof value !== JS_TYPE[column.type]) {
+    throw new LakehouseError('CHURN_LAKEHOUSE_BAD_VALUE', `column ${column.name} (${column.type}) cannot hold ${typeof value} ${JSON.stringify(value)}`)
   }
   switch (column.type) {
-    case 'VARCHAR': appender.appendVarchar(value as string); return
-    case 'DOUBLE': appender.appendDouble(value as number); return
-    case 'INTEGER': appender.appendInteger(value as number); return
-    case 'BIGINT': appender.appendBigInt(BigInt(value as number)); return
-    case 'BOOLEAN': appender.appendBoolean(value as boolean); return
-    case 'DATE': appender.appendDate(new DuckDBDateValue(value as number))
+    case 'BIGINT': return BigInt(value as number)
+    case 'DATE': return new DuckDBDateValue(value as number)
+    default: return value as DuckDBValue
   }
 }

@@ -60,49 +60,85 @@ export const MEASURES: readonly Measure[] = [
   { name: 'active_minutes_sum', type: 'DOUBLE', aggregate: 'sum', expr: 'active_minutes', recent: true }
 ]
 
+export const RECENT_MEASURES = MEASURES.filter(m => m.recent === true)
+
 export type FeatureType = 'double' | 'long'
+
+/**
+ * A feature expression, rendered two ways from one tree: to SQL (for the recompute and the
+ * point-in-time features) and to a JavaScript evaluation over a subscriber's in-memory state (for
+ * the live refresh). NULL in SQL is NaN in JavaScript; every node propagates it the way SQL does.
+ */
+export interface Expr {
+  /** SQL over the measures `s.<name>` and the recent window `r.<name>`. */
+  readonly sql: string
+  /** The same over `s` (measures, MEASURES order) and `r` (recent sums, RECENT_MEASURES order). */
+  readonly eval: (s: Float64Array, r: ArrayLike<number>) => number
+}
+
+function measureIndex (name: string, within: readonly Measure[]): number {
+  const index = within.findIndex(m => m.name === name)
+  if (index < 0) throw new Error(`feature definition: no measure ${name}`)
+  return index
+}
+
+/** A measure's running value (sums are never NULL; minima and maxima are NULL until an event). */
+const total = (name: string): Expr => {
+  const i = measureIndex(name, MEASURES)
+  return { sql: `s.${name}`, eval: s => s[i] as number }
+}
+/** A recent measure's sum over the recent window, 0 when the window holds none. */
+const recent = (name: string): Expr => {
+  const i = measureIndex(name, RECENT_MEASURES)
+  return { sql: `coalesce(r.${name}, 0)`, eval: (_s, r) => { const v = r[i] as number; return Number.isNaN(v) ? 0 : v } }
+}
+/** `a / nullif(b, 0)`: NULL when b is 0 or NULL. */
+const ratio = (a: Expr, b: Expr): Expr => ({
+  sql: `(${a.sql} / nullif(${b.sql}, 0))`,
+  eval: (s, r) => { const d = b.eval(s, r); return d === 0 || Number.isNaN(d) ? Number.NaN : a.eval(s, r) / d }
+})
+const minus = (a: Expr, b: Expr): Expr => ({ sql: `(${a.sql} - ${b.sql})`, eval: (s, r) => a.eval(s, r) - b.eval(s, r) })
+const over = (a: Expr, divisor: number): Expr => ({ sql: `(${a.sql} / ${divisor}.0)`, eval: (s, r) => a.eval(s, r) / divisor })
+
+const longAvg = (sum: string, count: string): Expr => ratio(total(sum), total(count))
+const recentAvg = (sum: string, count: string): Expr => ratio(recent(sum), recent(count))
 
 export interface Feature {
   name: string
   type: FeatureType
-  /** SQL over the measures `s.<name>` and the recent window `r.<name>` (NULL when empty). */
-  sql: string
+  expr: Expr
   doc: string
 }
 
-const avg = (sum: string, count: string): string => `(${sum} / nullif(${count}, 0))`
-const recentAvg = (sum: string, count: string): string => avg(`r.${sum}`, `r.${count}`)
-const longAvg = (sum: string, count: string): string => avg(`s.${sum}`, `s.${count}`)
-
 /** Gold's features, in column order. Every one may be NULL (no events of that kind yet). */
 export const FEATURES: readonly Feature[] = [
-  { name: 'total_events', type: 'long', sql: 's.total_events', doc: 'Billing, network and device events in Silver.' },
-  { name: 'billing_events', type: 'long', sql: 's.billing_events', doc: 'Billing events.' },
-  { name: 'network_events', type: 'long', sql: 's.network_events', doc: 'Network events.' },
-  { name: 'device_events', type: 'long', sql: 's.device_events', doc: 'Device events.' },
-  { name: 'avg_signal_dbm', type: 'double', sql: longAvg('signal_sum', 'network_events'), doc: 'Mean signal, dBm.' },
-  { name: 'avg_latency_ms', type: 'double', sql: longAvg('latency_sum', 'network_events'), doc: 'Mean latency, ms.' },
-  { name: 'avg_packet_loss_pct', type: 'double', sql: longAvg('packet_loss_sum', 'network_events'), doc: 'Mean packet loss, %.' },
-  { name: 'avg_throughput_mbps', type: 'double', sql: longAvg('throughput_sum', 'network_events'), doc: 'Mean downlink throughput, Mbit/s.' },
-  { name: 'dropped_calls', type: 'long', sql: 's.dropped_calls_sum', doc: 'Calls dropped.' },
-  { name: 'avg_bill_amount', type: 'double', sql: longAvg('bill_sum', 'billing_events'), doc: 'Mean bill.' },
-  { name: 'avg_data_used_mb', type: 'double', sql: longAvg('data_used_sum', 'billing_events'), doc: 'Mean data used per bill, MB.' },
-  { name: 'max_days_overdue', type: 'long', sql: 's.max_days_overdue', doc: 'Most days overdue on any bill.' },
-  { name: 'overdue_count', type: 'long', sql: 's.overdue_count', doc: 'Bills with payment status OVERDUE.' },
-  { name: 'failed_payment_count', type: 'long', sql: 's.failed_payment_count', doc: 'Bills with payment status FAILED.' },
-  { name: 'avg_battery_pct', type: 'double', sql: longAvg('battery_sum', 'device_events'), doc: 'Mean battery, %.' },
-  { name: 'avg_active_minutes', type: 'double', sql: longAvg('active_minutes_sum', 'device_events'), doc: 'Mean device use per heartbeat, minutes.' },
-  { name: 'avg_quality_score', type: 'double', sql: longAvg('quality_sum', 'total_events'), doc: 'Mean source quality score of the events that passed the gate.' },
-  { name: 'recent_events', type: 'long', sql: 'coalesce(r.total_events, 0)', doc: `Events in the last ${RECENT_DAYS} days of activity.` },
-  { name: 'recent_avg_signal_dbm', type: 'double', sql: recentAvg('signal_sum', 'network_events'), doc: `Mean signal in the last ${RECENT_DAYS} days of activity, dBm.` },
-  { name: 'recent_avg_latency_ms', type: 'double', sql: recentAvg('latency_sum', 'network_events'), doc: `Mean latency in the last ${RECENT_DAYS} days of activity, ms.` },
-  { name: 'recent_avg_packet_loss_pct', type: 'double', sql: recentAvg('packet_loss_sum', 'network_events'), doc: `Mean packet loss in the last ${RECENT_DAYS} days of activity, %.` },
-  { name: 'recent_dropped_calls', type: 'long', sql: 'coalesce(r.dropped_calls_sum, 0)', doc: `Calls dropped in the last ${RECENT_DAYS} days of activity.` },
-  { name: 'signal_trend_dbm', type: 'double', sql: `${recentAvg('signal_sum', 'network_events')} - ${longAvg('signal_sum', 'network_events')}`, doc: 'Recent minus long-run mean signal; negative when the signal is getting worse.' },
-  { name: 'latency_trend_ms', type: 'double', sql: `${recentAvg('latency_sum', 'network_events')} - ${longAvg('latency_sum', 'network_events')}`, doc: 'Recent minus long-run mean latency; positive when it is getting worse.' },
-  { name: 'packet_loss_trend_pct', type: 'double', sql: `${recentAvg('packet_loss_sum', 'network_events')} - ${longAvg('packet_loss_sum', 'network_events')}`, doc: 'Recent minus long-run mean packet loss.' },
-  { name: 'device_use_trend', type: 'double', sql: `${recentAvg('active_minutes_sum', 'device_events')} / nullif(${longAvg('active_minutes_sum', 'device_events')}, 0)`, doc: 'Recent over long-run device use per heartbeat; below 1 when use is fading.' },
-  { name: 'tenure_days', type: 'double', sql: `(s.last_event_ms - s.first_event_ms) / ${DAY_MS}.0`, doc: 'Days between the first and the latest event seen.' }
+  { name: 'total_events', type: 'long', expr: total('total_events'), doc: 'Billing, network and device events in Silver.' },
+  { name: 'billing_events', type: 'long', expr: total('billing_events'), doc: 'Billing events.' },
+  { name: 'network_events', type: 'long', expr: total('network_events'), doc: 'Network events.' },
+  { name: 'device_events', type: 'long', expr: total('device_events'), doc: 'Device events.' },
+  { name: 'avg_signal_dbm', type: 'double', expr: longAvg('signal_sum', 'network_events'), doc: 'Mean signal, dBm.' },
+  { name: 'avg_latency_ms', type: 'double', expr: longAvg('latency_sum', 'network_events'), doc: 'Mean latency, ms.' },
+  { name: 'avg_packet_loss_pct', type: 'double', expr: longAvg('packet_loss_sum', 'network_events'), doc: 'Mean packet loss, %.' },
+  { name: 'avg_throughput_mbps', type: 'double', expr: longAvg('throughput_sum', 'network_events'), doc: 'Mean downlink throughput, Mbit/s.' },
+  { name: 'dropped_calls', type: 'long', expr: total('dropped_calls_sum'), doc: 'Calls dropped.' },
+  { name: 'avg_bill_amount', type: 'double', expr: longAvg('bill_sum', 'billing_events'), doc: 'Mean bill.' },
+  { name: 'avg_data_used_mb', type: 'double', expr: longAvg('data_used_sum', 'billing_events'), doc: 'Mean data used per bill, MB.' },
+  { name: 'max_days_overdue', type: 'long', expr: total('max_days_overdue'), doc: 'Most days overdue on any bill.' },
+  { name: 'overdue_count', type: 'long', expr: total('overdue_count'), doc: 'Bills with payment status OVERDUE.' },
+  { name: 'failed_payment_count', type: 'long', expr: total('failed_payment_count'), doc: 'Bills with payment status FAILED.' },
+  { name: 'avg_battery_pct', type: 'double', expr: longAvg('battery_sum', 'device_events'), doc: 'Mean battery, %.' },
+  { name: 'avg_active_minutes', type: 'double', expr: longAvg('active_minutes_sum', 'device_events'), doc: 'Mean device use per heartbeat, minutes.' },
+  { name: 'avg_quality_score', type: 'double', expr: longAvg('quality_sum', 'total_events'), doc: 'Mean source quality score of the events that passed the gate.' },
+  { name: 'recent_events', type: 'long', expr: recent('total_events'), doc: `Events in the last ${RECENT_DAYS} days of activity.` },
+  { name: 'recent_avg_signal_dbm', type: 'double', expr: recentAvg('signal_sum', 'network_events'), doc: `Mean signal in the last ${RECENT_DAYS} days of activity, dBm.` },
+  { name: 'recent_avg_latency_ms', type: 'double', expr: recentAvg('latency_sum', 'network_events'), doc: `Mean latency in the last ${RECENT_DAYS} days of activity, ms.` },
+  { name: 'recent_avg_packet_loss_pct', type: 'double', expr: recentAvg('packet_loss_sum', 'network_events'), doc: `Mean packet loss in the last ${RECENT_DAYS} days of activity, %.` },
+  { name: 'recent_dropped_calls', type: 'long', expr: recent('dropped_calls_sum'), doc: `Calls dropped in the last ${RECENT_DAYS} days of activity.` },
+  { name: 'signal_trend_dbm', type: 'double', expr: minus(recentAvg('signal_sum', 'network_events'), longAvg('signal_sum', 'network_events')), doc: 'Recent minus long-run mean signal; negative when the signal is getting worse.' },
+  { name: 'latency_trend_ms', type: 'double', expr: minus(recentAvg('latency_sum', 'network_events'), longAvg('latency_sum', 'network_events')), doc: 'Recent minus long-run mean latency; positive when it is getting worse.' },
+  { name: 'packet_loss_trend_pct', type: 'double', expr: minus(recentAvg('packet_loss_sum', 'network_events'), longAvg('packet_loss_sum', 'network_events')), doc: 'Recent minus long-run mean packet loss.' },
+  { name: 'device_use_trend', type: 'double', expr: ratio(recentAvg('active_minutes_sum', 'device_events'), longAvg('active_minutes_sum', 'device_events')), doc: 'Recent over long-run device use per heartbeat; below 1 when use is fading.' },
+  { name: 'tenure_days', type: 'double', expr: over(minus(total('last_event_ms'), total('first_event_ms')), DAY_MS), doc: 'Days between the first and the latest event seen.' }
 ]
 
 /** The features a model reads: Gold's, plus days since last activity at the reference time. */
@@ -119,8 +155,6 @@ export function daysSinceLastActivity (referenceMs: number, lastEventMs: number)
   return (referenceMs - lastEventMs) / DAY_MS
 }
 
-export const RECENT_MEASURES = MEASURES.filter(m => m.recent === true)
-
 /** `agg(expr) AS name` for each measure; sums of nothing are 0 so merging never meets NULL. */
 function measureSelect (measures: readonly Measure[]): string {
   return measures.map(m => m.aggregate === 'sum'
@@ -130,16 +164,19 @@ function measureSelect (measures: readonly Measure[]): string {
 
 /**
  * The unified event relation: each feature source's Silver rows projected to one shape (missing
- * columns NULL), with `source` and `day`. `where` filters every source table (e.g. a batch id).
+ * columns NULL), with `source` and `day`. `where` filters every source table (e.g. a batch id);
+ * `sources` limits the rows to some of them (a batch that has rows of only some).
  */
-export function eventsRelation (where = 'true'): string {
+export function eventsRelation (where = 'true', sources: readonly string[] = FEATURE_SOURCES): string {
+  // Every source stays in the union (it supplies its columns to the others' rows as NULLs); one
+  // left out reads nothing.
   return FEATURE_SOURCES.map(source =>
-    `SELECT '${source}' AS source, (event_time_ms // ${DAY_MS}) AS day, * EXCLUDE (batch_id) FROM silver_${source} WHERE ${where}`
+    `SELECT '${source}' AS source, (event_time_ms // ${DAY_MS}) AS day, * EXCLUDE (batch_id) FROM silver_${source} WHERE ${sources.includes(source) ? where : 'false'}`
   ).join('\nUNION ALL BY NAME\n')
 }
 
 function featureSelect (): string {
-  return FEATURES.map(f => `${f.type === 'long' ? `(${f.sql})::BIGINT` : `(${f.sql})::DOUBLE`} AS ${f.name}`).join(',\n  ')
+  return FEATURES.map(f => `${f.type === 'long' ? `(${f.expr.sql})::BIGINT` : `(${f.expr.sql})::DOUBLE`} AS ${f.name}`).join(',\n  ')
 }
 
 /**
@@ -159,33 +196,12 @@ export function goldDdl (): string[] {
 }
 
 /** The per-(subscriber, day) measures of the Silver rows matching `where` (a batch, or all). */
-export function deltaSql (where: string): string {
+export function deltaSql (where: string, sources: readonly string[] = FEATURE_SOURCES): string {
   // Every measure as DOUBLE (exact for these counts and times), so it is read without conversion.
   return `SELECT subscriber_id, day::DOUBLE AS day, ${MEASURES.map(m => `(${m.aggregate === 'sum' ? `coalesce(sum(${m.expr}), 0)` : `${m.aggregate}(${m.expr})`})::DOUBLE AS ${m.name}`).join(',\n  ')}
-FROM (${eventsRelation(where)})
+FROM (${eventsRelation(where, sources)})
 GROUP BY subscriber_id, day
 ORDER BY subscriber_id, day`
-}
-
-/** Columns of the temp table the refresh fills with the touched subscribers' merged state. */
-export const TOUCHED_COLUMNS: ReadonlyArray<{ name: string, type: string }> = [
-  { name: 'subscriber_id', type: 'VARCHAR' },
-  { name: 'version', type: 'BIGINT' },
-  ...MEASURES.map(m => ({ name: m.name, type: 'DOUBLE' })),
-  ...RECENT_MEASURES.map(m => ({ name: `recent_${m.name}`, type: 'DOUBLE' }))
-]
-
-/**
- * Features of the touched subscribers, by the same expressions as the recompute, from the temp
- * table `touched` with {@link TOUCHED_COLUMNS} (parameters: `$now`, `$batchId`).
- */
-export function finalizeTouchedSql (touched: string): string {
-  return `INSERT INTO gold_features_log
-SELECT s.subscriber_id,
-  ${featureSelect()},
-  s.first_event_ms::BIGINT, s.last_event_ms::BIGINT, s.version, $now AS updated_at_ms, $batchId AS batch_id
-FROM (SELECT subscriber_id, version, ${MEASURES.map(m => m.type === 'DOUBLE' ? m.name : `${m.name}::${m.type} AS ${m.name}`).join(', ')} FROM ${touched}) s
-JOIN (SELECT subscriber_id, ${RECENT_MEASURES.map(m => m.type === 'DOUBLE' ? `recent_${m.name} AS ${m.name}` : `recent_${m.name}::${m.type} AS ${m.name}`).join(', ')} FROM ${touched}) r USING (subscriber_id)`
 }
 
 /** A fingerprint of the state layout: stored states from another layout are rebuilt from Silver. */

@@ -11,16 +11,17 @@
  */
 import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
-import { DuckDBInstance, listValue } from '@duckdb/node-api'
-import type { DuckDBConnection, DuckDBMaterializedResult, DuckDBVector } from '@duckdb/node-api'
+import { BIGINT, DOUBLE, DuckDBInstance, VARCHAR, listValue } from '@duckdb/node-api'
+import type { DuckDBConnection, DuckDBMaterializedResult, DuckDBPreparedStatement, DuckDBVector } from '@duckdb/node-api'
 import { describeError } from '../core/errors.ts'
 import type { SourceStream } from '../schemas/catalog.ts'
-import { PROVENANCE_COLUMNS, appendValue, sourceTables } from './columns.ts'
-import type { SourceTable } from './columns.ts'
+import { PROVENANCE_COLUMNS, duckType, sourceTables, toVectorItem } from './columns.ts'
+import type { SourceColumn, SourceTable } from './columns.ts'
 import { LakehouseError } from './errors.ts'
-import { DAY_MS, FEATURES, MEASURES, TOUCHED_COLUMNS, asOfSql, deltaSql, finalizeTouchedSql, goldDdl, recomputeSql, stateLayoutFingerprint } from './features.ts'
+import { appendChunked } from './chunks.ts'
+import { DAY_MS, FEATURES, MEASURES, asOfSql, deltaSql, goldDdl, recomputeSql, stateLayoutFingerprint } from './features.ts'
 import { DUPLICATE_REASON, gateRules, reasonsExpression } from './gate.ts'
-import { DAY_RECORD, decodeState, emptyState, encodeState, mergeDays, mergeTotals, recentSums, writeDayRecord } from './state.ts'
+import { DAY_RECORD, decodeState, emptyState, encodeState, featureValues, mergeDays, mergeTotals, writeDayRecord } from './state.ts'
 import type { SubscriberState } from './state.ts'
 
 /** A decoded event with where it came from. */
@@ -67,6 +68,12 @@ export interface BatchResult {
   deadLettered: number
   /** Subscribers whose Gold row changed. */
   touched: number
+  /**
+   * Their new Gold rows, committed and not yet published: the caller publishes them to the
+   * changelog (and reports it with a later batch's `publishedThroughBatch`). Rows left unpublished
+   * by a crash are found again by {@link Lakehouse.pendingChangelog}.
+   */
+  changed: GoldRow[]
   /** Milliseconds spent appending Bronze, gating into Silver, refreshing Gold, snapshotting Gold's state (some batches), and committing. */
   ms: { bronze: number, silver: number, gold: number, snapshot: number, commit: number }
 }
@@ -107,6 +114,12 @@ export interface OpenLakehouseOptions {
  */
 export const DEFAULT_SETTINGS: Readonly<Record<string, string>> = { checkpoint_threshold: '256MB' }
 
+/** Column types of `gold_features_log`, in its column order (see `goldDdl`). */
+const GOLD_LOG_TYPES = [VARCHAR, ...FEATURES.map(f => f.type === 'long' ? BIGINT : DOUBLE), BIGINT, BIGINT, BIGINT, BIGINT, BIGINT]
+const FEATURE_TEMPLATE: Readonly<Record<string, number | null>> = Object.fromEntries(FEATURES.map(f => [f.name, null]))
+const FIRST_EVENT = MEASURES.findIndex(m => m.name === 'first_event_ms')
+const LAST_EVENT = MEASURES.findIndex(m => m.name === 'last_event_ms')
+
 /** A snapshot is also taken when this many subscribers changed since the last one. */
 const SNAPSHOT_DIRTY_LIMIT = 200_000
 
@@ -140,8 +153,8 @@ export class Lakehouse {
   readonly #connection: DuckDBConnection
   readonly #tables: ReadonlyMap<SourceStream, SourceTable>
   readonly #gateSql: ReadonlyMap<SourceStream, string>
-  readonly #finalizeSql = finalizeTouchedSql('gold_touched')
-  readonly #deltaSql = deltaSql('batch_id = $batchId')
+  /** The batch delta query, prepared once per set of sources a batch has feature rows of. */
+  readonly #deltaStatements = new Map<string, DuckDBPreparedStatement>()
   /** Gold's mergeable state per subscriber, as of the last committed batch. */
   readonly #state = new Map<string, SubscriberState>()
   /** Subscribers whose state changed since the last snapshot. */
@@ -219,6 +232,7 @@ export class Lakehouse {
     let silver = 0
     let quarantined = 0
     let touched = 0
+    let changed: GoldRow[] = []
     const deadLetters = input.deadLetters ?? []
     await c.run('BEGIN TRANSACTION')
     try {
@@ -235,7 +249,7 @@ export class Lakehouse {
       ms.bronze = performance.now() - started
 
       started = performance.now()
-      let featureRows = 0
+      const featureSources: string[] = []
       for (const { table, minTime, maxTime } of landed) {
         const params = { batchId: BigInt(batchId), minTime: BigInt(minTime), maxTime: BigInt(maxTime) }
         await c.run(this.#gateSql.get(table.stream) ?? '', params)
@@ -246,15 +260,15 @@ export class Lakehouse {
           FROM gate_batch WHERE len(reasons) > 0`, { now: BigInt(now) })
         silver += passed.rowsChanged
         quarantined += rejected.rowsChanged
-        if (table.stream !== 'crm') featureRows += passed.rowsChanged
+        if (table.stream !== 'crm' && passed.rowsChanged > 0) featureSources.push(table.stream)
       }
       ms.silver = performance.now() - started
 
       started = performance.now()
       let merged: Map<string, SubscriberState> | undefined
-      if (featureRows > 0) {
-        merged = this.#merge(await c.run(this.#deltaSql, { batchId: BigInt(batchId) }))
-        await this.#writeGold(merged, batchId, now)
+      if (featureSources.length > 0) {
+        merged = this.#merge(await this.#delta(featureSources, batchId))
+        changed = await this.#writeGold(merged, batchId, now)
         touched = merged.size
       }
       ms.gold = performance.now() - started
@@ -313,31 +327,50 @@ export class Lakehouse {
     }
     this.#nextBatchId = batchId + 1
     if (this.#goldLogRows > 4 * Math.max(this.#state.size, 25_000)) await this.compactGold()
-    return { batchId, bronze, silver, quarantined, deadLettered: deadLetters.length, touched, ms }
+    return { batchId, bronze, silver, quarantined, deadLettered: deadLetters.length, touched, changed, ms }
+  }
+
+  /** A batch's per-(subscriber, day) measures, from the Silver tables of `sources` only. */
+  async #delta (sources: readonly string[], batchId: number): Promise<DuckDBMaterializedResult> {
+    const key = sources.join(',')
+    let statement = this.#deltaStatements.get(key)
+    if (statement === undefined) {
+      statement = await this.#connection.prepare(deltaSql('batch_id = $batchId', sources))
+      this.#deltaStatements.set(key, statement)
+    }
+    statement.bind({ batchId: BigInt(batchId) })
+    return await statement.run()
   }
 
   async #appendBronze (table: SourceTable, events: readonly LandedEvent[], batchId: number, now: number): Promise<{ minTime: number, maxTime: number }> {
     const appender = await this.#connection.createAppender(table.bronze)
     const columns = table.columns
+    const types = [...columns.map(column => duckType(column.type)), ...PROVENANCE_COLUMNS.map(column => duckType(column.type))]
     const batch = BigInt(batchId)
     const ingestedAt = BigInt(now)
     let minTime = Number.POSITIVE_INFINITY
     let maxTime = Number.NEGATIVE_INFINITY
     try {
-      for (const event of events) {
-        const value = event.value
-        for (const column of columns) appendValue(appender, column, value[column.field])
-        const time = value.eventTime as number
-        if (time < minTime) minTime = time
-        if (time > maxTime) maxTime = time
-        appender.appendVarchar(event.topic)
-        appender.appendInteger(event.partition)
-        appender.appendBigInt(event.offset)
-        appender.appendInteger(event.schemaId)
-        appender.appendBigInt(batch)
-        appender.appendBigInt(ingestedAt)
-        appender.endRow()
-      }
+      appendChunked(appender, types, events.length, (vectors, start, size) => {
+        for (let c = 0; c < columns.length; c++) {
+          const column = columns[c] as SourceColumn
+          const vector = vectors[c] as DuckDBVector
+          for (let i = 0; i < size; i++) vector.setItem(i, toVectorItem(column, (events[start + i] as LandedEvent).value[column.field]))
+        }
+        const [topic, partition, offset, schemaId, batchVector, ingestedVector] = vectors.slice(columns.length)
+        for (let i = 0; i < size; i++) {
+          const event = events[start + i] as LandedEvent
+          const time = event.value.eventTime as number
+          if (time < minTime) minTime = time
+          if (time > maxTime) maxTime = time
+          topic?.setItem(i, event.topic)
+          partition?.setItem(i, event.partition)
+          offset?.setItem(i, event.offset)
+          schemaId?.setItem(i, event.schemaId)
+          batchVector?.setItem(i, batch)
+          ingestedVector?.setItem(i, ingestedAt)
+        }
+      })
       appender.flushSync()
     } finally {
       appender.closeSync()
@@ -392,28 +425,48 @@ export class Lakehouse {
     return merged
   }
 
-  /** Appends the new Gold rows of the merged subscribers, computed by the shared feature SQL. */
-  async #writeGold (merged: ReadonlyMap<string, SubscriberState>, batchId: number, now: number): Promise<void> {
-    const c = this.#connection
-    await c.run(`CREATE OR REPLACE TEMP TABLE gold_touched (${TOUCHED_COLUMNS.map(col => `${col.name} ${col.type}`).join(', ')})`)
-    const touched = await c.createAppender('gold_touched', 'main', 'temp')
+  /**
+   * Appends the new Gold rows of the merged subscribers to `gold_features_log`, their features
+   * evaluated from the state by the shared feature definition, and returns them for the changelog.
+   */
+  async #writeGold (merged: ReadonlyMap<string, SubscriberState>, batchId: number, now: number): Promise<GoldRow[]> {
+    const entries = [...merged]
+    const rows: GoldRow[] = []
+    const features = new Float64Array(FEATURES.length)
+    const batch = BigInt(batchId)
+    const updatedAt = BigInt(now)
+    const appender = await this.#connection.createAppender('gold_features_log')
     try {
-      for (const [subscriber, { version, values }] of merged) {
-        touched.appendVarchar(subscriber)
-        touched.appendBigInt(BigInt(version))
-        for (let m = 0; m < MEASURES.length; m++) {
-          const v = values[m] as number
-          if (Number.isNaN(v)) touched.appendNull()
-          else touched.appendDouble(v)
+      appendChunked(appender, GOLD_LOG_TYPES, entries.length, (vectors, start, size) => {
+        for (let i = 0; i < size; i++) {
+          const [subscriberId, { version, values }] = entries[start + i] as [string, SubscriberState]
+          featureValues(values, features)
+          // A copy of a fixed-shape template: every row object shares one hidden class.
+          const record: Record<string, number | null> = { ...FEATURE_TEMPLATE }
+          let column = 0
+          ;(vectors[column++] as DuckDBVector).setItem(i, subscriberId)
+          for (let f = 0; f < FEATURES.length; f++) {
+            const v = features[f] as number
+            const feature = FEATURES[f] as (typeof FEATURES)[number]
+            const missing = Number.isNaN(v)
+            record[feature.name] = missing ? null : v
+            ;(vectors[column++] as DuckDBVector).setItem(i, missing ? null : feature.type === 'long' ? BigInt(v) : v)
+          }
+          const first = values[FIRST_EVENT] as number
+          const last = values[LAST_EVENT] as number
+          ;(vectors[column++] as DuckDBVector).setItem(i, Number.isNaN(first) ? null : BigInt(first))
+          ;(vectors[column++] as DuckDBVector).setItem(i, Number.isNaN(last) ? null : BigInt(last))
+          ;(vectors[column++] as DuckDBVector).setItem(i, BigInt(version))
+          ;(vectors[column++] as DuckDBVector).setItem(i, updatedAt)
+          ;(vectors[column++] as DuckDBVector).setItem(i, batch)
+          rows.push({ subscriberId, version, firstEventMs: first, lastEventMs: last, updatedAtMs: now, features: record })
         }
-        for (const v of recentSums(values)) touched.appendDouble(v)
-        touched.endRow()
-      }
-      touched.flushSync()
+      })
+      appender.flushSync()
     } finally {
-      touched.closeSync()
+      appender.closeSync()
     }
-    await c.run(this.#finalizeSql, { now: BigInt(now), batchId: BigInt(batchId) })
+    return rows
   }
 
   /**
@@ -587,11 +640,18 @@ export class Lakehouse {
     return reader.getRowObjectsJS()
   }
 
-  /** Runs the full recompute and returns how many rows it produced (the benchmark's reference). */
-  async recomputeGoldCount (): Promise<number> {
-    const reader = await this.#connection.runAndReadAll(`SELECT count(*) FROM (${recomputeSql()})`)
-    return num(reader.getRows()[0]?.[0])
+  /**
+   * Recomputes Gold from Silver into a temporary table, as the reference design rebuilds its Gold
+   * table, and returns its row count (the benchmark's reference for the incremental refresh).
+   */
+  async recomputeGoldTable (): Promise<number> {
+    const c = this.#connection
+    await c.run(`CREATE OR REPLACE TEMP TABLE gold_recomputed AS ${recomputeSql()}`)
+    const count = num((await c.runAndReadAll('SELECT count(*) FROM gold_recomputed')).getRows()[0]?.[0])
+    await c.run('DROP TABLE gold_recomputed')
+    return count
   }
+
 
   /**
    * Point-in-time features for labelled subscribers: `labelsSql` yields `label_id`,

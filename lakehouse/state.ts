@@ -13,7 +13,7 @@
  * slots of `[day, ...recent measures]`. Sums start at 0; minima, maxima and empty slots are NaN
  * (SQL NULL). Counts and epoch milliseconds are integers far below 2^53, exact in a double.
  */
-import { DAY_MS, MEASURES, RECENT_DAYS, RECENT_MEASURES } from './features.ts'
+import { DAY_MS, FEATURES, MEASURES, RECENT_DAYS, RECENT_MEASURES } from './features.ts'
 
 const M = MEASURES.length
 const R = RECENT_MEASURES.length
@@ -112,16 +112,33 @@ export function mergeDays (values: Float64Array, days: Float64Array, count: numb
   }
 }
 
-/** The recent window's sums, in RECENT_MEASURES order. */
-export function recentSums (values: Float64Array): number[] {
+/** The recent window's sums, in RECENT_MEASURES order, into `out` (allocated when not given). */
+export function recentSums (values: Float64Array, out = new Float64Array(R)): Float64Array {
   const start = windowStart(values)
-  const sums = new Array<number>(R).fill(0)
+  out.fill(0)
   for (let s = 0; s < RECENT_DAYS; s++) {
     const at = M + s * SLOT
     if (!((values[at] as number) >= start)) continue
-    for (let r = 0; r < R; r++) sums[r] = (sums[r] as number) + (values[at + 1 + r] as number)
+    for (let r = 0; r < R; r++) out[r] = (out[r] as number) + (values[at + 1 + r] as number)
   }
-  return sums
+  return out
+}
+
+const recentScratch = new Float64Array(R)
+
+/**
+ * Gold's features of a state, in FEATURES order, into `out` (NaN where SQL gives NULL): the same
+ * expressions the recompute runs as SQL, evaluated over the state. Long features are rounded as
+ * the SQL cast to BIGINT rounds (they are whole numbers already).
+ */
+export function featureValues (values: Float64Array, out: Float64Array): Float64Array {
+  const recent = recentSums(values, recentScratch)
+  for (let f = 0; f < FEATURES.length; f++) {
+    const feature = FEATURES[f] as (typeof FEATURES)[number]
+    const v = feature.expr.eval(values, recent)
+    out[f] = feature.type === 'long' && Number.isFinite(v) ? Math.round(v) : v
+  }
+  return out
 }
 
 export function encodeState (values: Float64Array): Uint8Array {

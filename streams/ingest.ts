@@ -23,7 +23,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Type } from 'avsc'
-import { Partitioners } from 'kafkajs'
+import { CachedKeyPartitioner } from './partitioner.ts'
 import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs'
 import type { Config } from '../config/index.ts'
 import { describeError, errorCode } from '../core/errors.ts'
@@ -101,7 +101,7 @@ interface Buffered {
 }
 
 /** Bytes of changelog values per produce request; well under the broker's 1 MB per partition. */
-const CHANGELOG_REQUEST_BYTES = 512 * 1024
+const CHANGELOG_REQUEST_BYTES = 128 * 1024
 
 const key = (topic: string, partition: number): string => `${topic}\u0000${partition}`
 
@@ -124,6 +124,10 @@ export class IngestService {
   #flushing: Promise<void> | undefined
   /** The changelog publication of the last batch: resolves to the batch it runs through. */
   #publishing: Promise<number | undefined> | undefined
+  /** Committed Gold rows not yet handed to a publication, newest per subscriber. */
+  #unpublished = new Map<string, GoldRow>()
+  /** The last batch whose rows are in {@link #unpublished} or were handed over. */
+  #unpublishedThrough: number | undefined
   #timer: NodeJS.Timeout | undefined
   #admin: ReturnType<Kafka['admin']> | undefined
   #seeking: Promise<void> = Promise.resolve()
@@ -165,7 +169,7 @@ export class IngestService {
       this.#committed.set(key(stored.topic, stored.partition), stored.nextOffset)
     }
 
-    this.#producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
+    this.#producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: CachedKeyPartitioner })
     // A short fetch wait keeps shutdown and the first batch quick; a fetch returns as soon as data is there anyway.
     const sessionTimeout = this.#options.sessionTimeoutMs
     this.#consumer = kafka.consumer({ groupId, sessionTimeout, heartbeatInterval: Math.min(3000, Math.floor(sessionTimeout / 3)), maxBytesPerPartition: 4 * 1024 * 1024, maxBytes: 32 * 1024 * 1024, maxWaitTimeInMs: 500, allowAutoTopicCreation: false })
@@ -322,6 +326,8 @@ export class IngestService {
     const published = await this.#awaitPublishing()
     const result = await lakehouse.landBatch({ events, deadLetters, offsets: [...next.values()], ...(published === undefined ? {} : { publishedThroughBatch: published }) })
     for (const o of next.values()) this.#committed.set(key(o.topic, o.partition), o.nextOffset)
+    for (const row of result.changed) this.#unpublished.set(row.subscriberId, row)
+    this.#unpublishedThrough = result.batchId
     this.#count(result, items.length)
     // One line per micro-batch (never per message), for whoever runs at debug level.
     if (this.#logger.isLevelEnabled('debug')) {
@@ -359,13 +365,19 @@ export class IngestService {
     }
   }
 
+  /**
+   * Publishes the Gold rows committed so far while the next batch lands. The rows come from the
+   * batch results, not from the lakehouse; when a publication fails they go back into the
+   * unpublished set (unless a newer version arrived meanwhile) and out with the next batch's.
+   */
   #startPublishing (): void {
-    this.#publishing = (async () => {
-      // Read now, on the one connection, before the next batch starts; send while it lands.
-      const { rows, throughBatch } = await this.#options.lakehouse.pendingChangelog()
-      await this.#send(rows)
-      return throughBatch
-    })()
+    const rows = [...this.#unpublished.values()]
+    const through = this.#unpublishedThrough
+    this.#unpublished = new Map()
+    this.#publishing = this.#send(rows).then(() => through, (error: unknown) => {
+      for (const row of rows) if (!this.#unpublished.has(row.subscriberId)) this.#unpublished.set(row.subscriberId, row)
+      throw error
+    })
     // Failures are reported when awaited; never an unhandled rejection.
     this.#publishing.catch(() => {})
   }
@@ -437,7 +449,8 @@ export class IngestService {
         await this.#flushing
         if (this.#stats.failing > failing) break
       }
-      await this.#awaitPublishing()
+      const published = await this.#awaitPublishing()
+      if (published !== undefined) await this.#options.lakehouse.markPublished(published).catch(() => {})
       await this.#publishPending().catch((error: unknown) => { this.#logger.warn({ err: error }, 'changelog rows left for the next start') })
     }
     this.#running = false

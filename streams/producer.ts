@@ -13,7 +13,7 @@
  *   begins. It runs for `durationMs` or until the signal aborts.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Partitioners } from 'kafkajs'
+import { CachedKeyPartitioner } from './partitioner.ts'
 import type { Kafka, Message, Producer, TopicMessages } from 'kafkajs'
 import type { Type } from 'avsc'
 import type { Config } from '../config/index.ts'
@@ -84,7 +84,7 @@ export async function produceTraffic (options: ProduceOptions): Promise<ProduceS
   const started = performance.now()
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-producer`, logger })
   const encoders = await prepare(config, kafka)
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: CachedKeyPartitioner })
   await producer.connect()
   const summary: ProduceSummary = { sent: 0, byStream: { billing: 0, network: 0, device: 0, crm: 0 }, churned: 0, retained: 0, cohorts: 0, ms: 0 }
   const outbox = new Outbox(producer, encoders, options.batchSize ?? 5000, summary)
