@@ -1,0 +1,17 @@
+import { ChurnError } from '../core/errors.ts'
+import type { ChurnErrorOptions } from '../core/errors.ts'
+
+export const TRAINING_ERROR_CODES = [
+  'CHURN_TRAIN_BAD_OPTIONS',
+  'CHURN_TRAIN_EMPTY',
+  'CHURN_TRAIN_BAD_INPUT',
+  'CHURN_TRAIN_ONE_CLASS'
+] as const
+export type TrainingErrorCode = typeof TRAINING_ERROR_CODES[number]
+
+export class TrainingError extends ChurnError<TrainingErrorCode> {
+  constructor (code: TrainingErrorCode, message: string, options: ChurnErrorOptions = {}) {
+    super(code, message, options)
+    this.name = 'TrainingError'
+  }
+}
