@@ -12,7 +12,7 @@
 import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
 import { BIGINT, DOUBLE, DuckDBInstance, VARCHAR, listValue } from '@duckdb/node-api'
-import type { DuckDBConnection, DuckDBMaterializedResult, DuckDBPreparedStatement, DuckDBVector } from '@duckdb/node-api'
+import type { DuckDBConnection, DuckDBMaterializedResult, DuckDBPreparedStatement, DuckDBType, DuckDBVector } from '@duckdb/node-api'
 import { describeError } from '../core/errors.ts'
 import type { SourceStream } from '../schemas/catalog.ts'
 import { PROVENANCE_COLUMNS, duckType, sourceTables, toVectorItem } from './columns.ts'
@@ -21,7 +21,7 @@ import { LakehouseError } from './errors.ts'
 import { appendChunked } from './chunks.ts'
 import { DAY_MS, FEATURES, MEASURES, asOfSql, deltaSql, goldDdl, recomputeSql, stateLayoutFingerprint } from './features.ts'
 import { DUPLICATE_REASON, gateRules, reasonsExpression } from './gate.ts'
-import { DAY_RECORD, decodeState, emptyState, encodeState, featureValues, mergeDays, mergeTotals, writeDayRecord } from './state.ts'
+import { DAY_RECORD, FIRST_EVENT, LAST_EVENT, decodeState, emptyState, encodeState, featureValues, mergeDays, mergeTotals, writeDayRecord } from './state.ts'
 import type { SubscriberState } from './state.ts'
 
 /** A decoded event with where it came from. */
@@ -117,8 +117,6 @@ export const DEFAULT_SETTINGS: Readonly<Record<string, string>> = { checkpoint_t
 /** Column types of `gold_features_log`, in its column order (see `goldDdl`). */
 const GOLD_LOG_TYPES = [VARCHAR, ...FEATURES.map(f => f.type === 'long' ? BIGINT : DOUBLE), BIGINT, BIGINT, BIGINT, BIGINT, BIGINT]
 const FEATURE_TEMPLATE: Readonly<Record<string, number | null>> = Object.fromEntries(FEATURES.map(f => [f.name, null]))
-const FIRST_EVENT = MEASURES.findIndex(m => m.name === 'first_event_ms')
-const LAST_EVENT = MEASURES.findIndex(m => m.name === 'last_event_ms')
 
 /** A snapshot is also taken when this many subscribers changed since the last one. */
 const SNAPSHOT_DIRTY_LIMIT = 200_000
@@ -153,6 +151,8 @@ export class Lakehouse {
   readonly #connection: DuckDBConnection
   readonly #tables: ReadonlyMap<SourceStream, SourceTable>
   readonly #gateSql: ReadonlyMap<SourceStream, string>
+  /** Column types of each Bronze table, in column order, for its data chunks. */
+  readonly #bronzeTypes: ReadonlyMap<SourceStream, DuckDBType[]>
   /** The batch delta query, prepared once per set of sources a batch has feature rows of. */
   readonly #deltaStatements = new Map<string, DuckDBPreparedStatement>()
   /** Gold's mergeable state per subscriber, as of the last committed batch. */
@@ -173,6 +173,7 @@ export class Lakehouse {
     this.#connection = connection
     this.#tables = new Map(tables.map(t => [t.stream, t]))
     this.#gateSql = new Map(tables.map(t => [t.stream, gateSql(t)]))
+    this.#bronzeTypes = new Map(tables.map(t => [t.stream, [...t.columns, ...PROVENANCE_COLUMNS].map(column => duckType(column.type))]))
     this.#nextBatchId = nextBatchId
   }
 
@@ -345,7 +346,7 @@ export class Lakehouse {
   async #appendBronze (table: SourceTable, events: readonly LandedEvent[], batchId: number, now: number): Promise<{ minTime: number, maxTime: number }> {
     const appender = await this.#connection.createAppender(table.bronze)
     const columns = table.columns
-    const types = [...columns.map(column => duckType(column.type)), ...PROVENANCE_COLUMNS.map(column => duckType(column.type))]
+    const types = this.#bronzeTypes.get(table.stream) ?? []
     const batch = BigInt(batchId)
     const ingestedAt = BigInt(now)
     let minTime = Number.POSITIVE_INFINITY

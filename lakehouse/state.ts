@@ -20,7 +20,9 @@ const R = RECENT_MEASURES.length
 const SLOT = 1 + R
 export const STATE_LENGTH = M + RECENT_DAYS * SLOT
 
-const LAST_EVENT = MEASURES.findIndex(m => m.name === 'last_event_ms')
+/** Where the first and last event times sit in a state. */
+export const FIRST_EVENT = MEASURES.findIndex(m => m.name === 'first_event_ms')
+export const LAST_EVENT = MEASURES.findIndex(m => m.name === 'last_event_ms')
 /** For each recent measure, its index among all measures. */
 const RECENT_INDEX = RECENT_MEASURES.map(r => MEASURES.indexOf(r))
 

@@ -48,25 +48,14 @@ export function featureThresholds (values: Float64Array, maxBins = DEFAULT_MAX_B
   const thresholds = new Float64Array(cuts.length)
   for (let i = 0; i < cuts.length; i++) {
     const value = cuts[i] as number
-    thresholds[i] = midpoint(value, distinct[upperBound(distinct, value)] as number)
+    // `value` is one of the distinct values; the threshold sits between it and the next.
+    thresholds[i] = midpoint(value, distinct[binOf(distinct, value) + 1] as number)
   }
   return thresholds
 }
 
-/** Index of the first element of ascending `sorted` greater than `value`. */
-function upperBound (sorted: ArrayLike<number>, value: number): number {
-  let low = 0
-  let high = sorted.length
-  while (low < high) {
-    const mid = (low + high) >>> 1
-    if ((sorted[mid] as number) <= value) low = mid + 1
-    else high = mid
-  }
-  return low
-}
-
 /** The bin of a value: the first threshold it does not exceed. */
-export function binOf (thresholds: Float64Array, value: number): number {
+export function binOf (thresholds: ArrayLike<number>, value: number): number {
   let low = 0
   let high = thresholds.length
   while (low < high) {

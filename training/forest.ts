@@ -103,8 +103,24 @@ export function checkMatrix (m: TrainingMatrix): void {
   }
 }
 
+/** Flat node storage of one or more trees, as {@link ForestModel} lays it out. */
+export interface TreeNodes {
+  feature: ArrayLike<number>
+  threshold: ArrayLike<number>
+  left: ArrayLike<number>
+  right: ArrayLike<number>
+  value: ArrayLike<number>
+}
+
+/** Trees grown by {@link growTrees}: their nodes (indices local to them), roots and importances. */
+export interface GrownTrees {
+  nodes: TreeNodes
+  roots: ArrayLike<number>
+  importances: ArrayLike<ArrayLike<number>>
+}
+
 /** Growable flat node storage for one or more trees. */
-class NodeArrays {
+class NodeArrays implements TreeNodes {
   feature: number[] = []
   threshold: number[] = []
   left: number[] = []
@@ -141,7 +157,7 @@ export function growTrees (
   options: Required<ForestOptions>,
   first: number,
   count: number
-): { nodes: NodeArrays, roots: number[], importances: Float64Array[] } {
+): GrownTrees {
   const rows = y.length
   const columns = binned.codes.length
   const candidates = candidateCount(options.maxFeatures, columns)
@@ -309,7 +325,7 @@ function growTree (
 }
 
 /** Joins groups of grown trees (in tree order) into one model. */
-export function assembleForest (columns: number, parts: ReadonlyArray<{ nodes: NodeArrays | { feature: ArrayLike<number>, threshold: ArrayLike<number>, left: ArrayLike<number>, right: ArrayLike<number>, value: ArrayLike<number> }, roots: ArrayLike<number>, importances: ArrayLike<ArrayLike<number>> }>): ForestModel {
+export function assembleForest (columns: number, parts: readonly GrownTrees[]): ForestModel {
   const size = parts.reduce((sum, p) => sum + p.nodes.value.length, 0)
   const model: ForestModel = {
     nFeatures: columns,
