@@ -57,6 +57,9 @@ function crossCheck (values: Partial<Values>): ConfigProblem[] {
   if (broker !== undefined && broker.port === values.STACK_KAFKA_CONTROLLER_PORT) {
     problems.push({ variable: 'STACK_KAFKA_CONTROLLER_PORT', value: String(values.STACK_KAFKA_CONTROLLER_PORT), expected: `a port other than the broker's (${broker.port} in KAFKA_BROKERS)` })
   }
+  if (values.RISK_HIGH_THRESHOLD !== undefined && values.RISK_MEDIUM_THRESHOLD !== undefined && values.RISK_MEDIUM_THRESHOLD >= values.RISK_HIGH_THRESHOLD) {
+    problems.push({ variable: 'RISK_MEDIUM_THRESHOLD', value: String(values.RISK_MEDIUM_THRESHOLD), expected: `a probability below RISK_HIGH_THRESHOLD (${values.RISK_HIGH_THRESHOLD})` })
+  }
   return problems
 }
 
@@ -74,7 +77,8 @@ function build (values: Values) {
     redis: { url: values.REDIS_URL },
     lakehouse: { path: values.DUCKDB_PATH, exportDir: values.LAKEHOUSE_EXPORT_DIR, settings: { memory_limit: megabytes(values.DUCKDB_MEMORY_LIMIT) } },
     ingest: { groupId: values.INGEST_GROUP_ID, batchMessages: values.INGEST_BATCH_MESSAGES, batchWaitMs: values.INGEST_BATCH_WAIT_MS },
-    model: { dir: values.MODEL_DIR },
+    model: { dir: values.MODEL_DIR, gate: { tolerance: values.MODEL_GATE_TOLERANCE, minAuc: values.MODEL_MIN_AUC } },
+    risk: { high: values.RISK_HIGH_THRESHOLD, medium: values.RISK_MEDIUM_THRESHOLD },
     topics: {
       billing: values.TOPIC_BILLING,
       network: values.TOPIC_NETWORK,
@@ -86,12 +90,14 @@ function build (values: Values) {
       partitions: values.TOPIC_PARTITIONS,
       replicationFactor: values.TOPIC_REPLICATION_FACTOR
     },
+    mlflow: { trackingUri: values.MLFLOW_TRACKING_URI, experiment: values.MLFLOW_EXPERIMENT },
     log: { level: values.LOG_LEVEL, format: values.LOG_FORMAT },
     stack: {
       dir: values.STACK_DIR,
       kafkaControllerPort: values.STACK_KAFKA_CONTROLLER_PORT,
       kafkaHeap: values.STACK_KAFKA_HEAP,
       registryHeap: values.STACK_REGISTRY_HEAP,
+      mlflowPort: values.STACK_MLFLOW_PORT,
       javaHome: values.STACK_JAVA_HOME ?? values.JAVA_HOME,
       /** Whether the JDK was chosen explicitly (then it must be suitable) or is only a hint. */
       javaHomeExplicit: values.STACK_JAVA_HOME !== undefined,

@@ -32,6 +32,13 @@ export const integer = (min: number, max: number): Parser<number> => (raw) => {
   return ok(value)
 }
 
+/** A decimal number within [min, max]. */
+export const decimal = (min: number, max: number): Parser<number> => (raw) => {
+  const value = Number(raw.trim())
+  if (!/^-?(\d+\.?\d*|\.\d+)$/.test(raw.trim()) || value < min || value > max) return fail(`a number from ${min} to ${max}`)
+  return ok(value)
+}
+
 export const port: Parser<number> = (raw, context) => {
   const parsed = integer(1, 65535)(raw, context)
   return parsed.ok ? parsed : fail('a TCP port from 1 to 65535')

@@ -4,7 +4,7 @@
  * inferred from it, and the README's configuration table is generated from it (a unit test keeps
  * the README current).
  */
-import { filePath, heapSize, hostPortList, integer, oneOf, port, text, topicName, url } from './parsers.ts'
+import { decimal, filePath, heapSize, hostPortList, integer, oneOf, port, text, topicName, url } from './parsers.ts'
 import type { Parser } from './parsers.ts'
 
 export interface Variable<T> {
@@ -28,6 +28,12 @@ export const VARIABLES = {
   DUCKDB_PATH: variable({ doc: 'The lakehouse file; only the ingest role opens it for writing.', default: 'data/lakehouse.duckdb', parse: filePath }),
   DUCKDB_MEMORY_LIMIT: variable({ doc: 'Memory DuckDB may use for its buffers and operators (it spills to disk past it); its own default is 80% of the machine. 512 MB holds a micro-batch\'s work with room to spare.', default: '512m', parse: heapSize }),
   MODEL_DIR: variable({ doc: 'Folder of versioned model artifacts and the promoted-model pointer.', default: 'data/models', parse: filePath }),
+  MODEL_GATE_TOLERANCE: variable({ doc: 'The promotion gate keeps the current model when a new one\'s ROC AUC, on the same hold-out rows, is lower by more than this.', default: '0.005', parse: decimal(0, 1) }),
+  MODEL_MIN_AUC: variable({ doc: 'The first model of a name is promoted only with a hold-out ROC AUC of at least this.', default: '0.6', parse: decimal(0, 1) }),
+  RISK_HIGH_THRESHOLD: variable({ doc: 'Churn probability from which a subscriber is high risk (CRM retention).', default: '0.65', parse: decimal(0, 1) }),
+  RISK_MEDIUM_THRESHOLD: variable({ doc: 'Churn probability from which a subscriber is medium risk (SMS win-back); below it, low.', default: '0.35', parse: decimal(0, 1) }),
+  MLFLOW_TRACKING_URI: variable({ doc: 'MLflow tracking server each training run is also logged to (params, metrics, the model artifact) through its REST API; unset, runs are recorded locally only. The local stack serves one on STACK_MLFLOW_PORT. user:password in it is sent as basic auth.', default: undefined, parse: url(['http:', 'https:']), secret: true }),
+  MLFLOW_EXPERIMENT: variable({ doc: 'MLflow experiment the training runs are logged under; created on first use.', default: 'churn-scorer', parse: text({ pattern: /^.{1,500}$/, expected: '1-500 characters on one line' }) }),
   TOPIC_BILLING: variable({ doc: 'Billing (BSS) events topic.', default: 'telco.billing.events', parse: topicName }),
   TOPIC_NETWORK: variable({ doc: 'Network (OSS) events topic.', default: 'telco.network.events', parse: topicName }),
   TOPIC_DEVICE: variable({ doc: 'Device (IoT) events topic.', default: 'telco.device.events', parse: topicName }),
@@ -47,6 +53,7 @@ export const VARIABLES = {
   STACK_KAFKA_CONTROLLER_PORT: variable({ doc: 'Port of the local KRaft controller listener.', default: '9093', parse: port }),
   STACK_KAFKA_HEAP: variable({ doc: 'Heap of the local Kafka broker (-Xmx).', default: '512m', parse: heapSize }),
   STACK_REGISTRY_HEAP: variable({ doc: 'Heap of the local Apicurio Registry (-Xmx).', default: '512m', parse: heapSize }),
+  STACK_MLFLOW_PORT: variable({ doc: 'Port of the local MLflow tracking server (on 127.0.0.1).', default: '5000', parse: port }),
   STACK_JAVA_HOME: variable({ doc: 'A JDK to run the local Kafka (17+) and Apicurio (21+); by default the newest suitable one on PATH, JAVA_HOME or /usr/lib/jvm.', default: undefined, parse: filePath }),
   STACK_START_TIMEOUT_MS: variable({ doc: 'How long `stack up` waits for each service to answer its health check.', default: '180000', parse: integer(1000, 3_600_000) }),
   JAVA_HOME: variable({ doc: 'Standard JDK location; one of the places the local stack looks for Java.', default: undefined, parse: filePath })

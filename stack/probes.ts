@@ -1,6 +1,7 @@
 /**
  * Health checks that prove a service is the service: a Kafka metadata request, the registry's
- * `GET /subjects`, a Redis `PING`. Each answers within its timeout and never throws.
+ * `GET /subjects`, a Redis `PING`, MLflow's `GET /health`. Each answers within its timeout and
+ * never throws.
  */
 import net from 'node:net'
 import { describeError } from '../core/errors.ts'
@@ -87,6 +88,25 @@ async function redisPing (url: string, timeoutMs: number): Promise<ProbeResult> 
     return { ok: false, reason: `PING failed: ${describeError(error)}` }
   } finally {
     redis.disconnect()
+  }
+}
+
+export async function probeMlflow (url: string, timeoutMs = 3000): Promise<ProbeResult> {
+  return await bounded(mlflowHealth(url, timeoutMs), timeoutMs * 2)
+}
+
+/** `GET /health` answers a bare OK; `GET /version` then says it is MLflow, and which. */
+async function mlflowHealth (url: string, timeoutMs: number): Promise<ProbeResult> {
+  try {
+    const health = await fetch(`${url}/health`, { signal: AbortSignal.timeout(timeoutMs) })
+    const body = (await health.text()).trim()
+    if (health.status !== 200 || body !== 'OK') return { ok: false, reason: `GET /health answered ${health.status} ${body.slice(0, 80)}` }
+    const version = await fetch(`${url}/version`, { signal: AbortSignal.timeout(timeoutMs) })
+    const text = (await version.text()).trim()
+    if (version.status !== 200 || !/^\d+\.\d+\.\d+\S*$/.test(text)) return { ok: false, reason: `GET /version answered ${version.status}, not an MLflow version` }
+    return { ok: true, detail: `mlflow ${text}` }
+  } catch (error) {
+    return { ok: false, reason: `GET /health failed: ${describeError(error)}` }
   }
 }
 

@@ -1,6 +1,7 @@
 /**
- * The three services of the local stack and how each is prepared and launched: Apache Kafka in
- * KRaft mode and Apicurio Registry from Maven Central, Redis from Debian's redis-server.
+ * The four services of the local stack and how each is prepared and launched: Apache Kafka in
+ * KRaft mode and Apicurio Registry from Maven Central, Redis from Debian's redis-server, and the
+ * MLflow tracking server from PyPI, in the project's Python environment.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
@@ -9,15 +10,16 @@ import { StackError } from './errors.ts'
 import { exec } from './exec.ts'
 import { ensureDistribution } from './fetch.ts'
 import type { Distribution } from './fetch.ts'
-import { probeKafka, probeRedis, probeRegistry } from './probes.ts'
+import { probeKafka, probeMlflow, probeRedis, probeRegistry } from './probes.ts'
 import type { ProbeResult } from './probes.ts'
 import type { LaunchSpec } from './process.ts'
+import { ensurePythonEnv, pinnedRequirement, pythonEnvironment } from './python.ts'
 import { findMaven, findRedisServer, selectJdk } from './tools.ts'
 import type { Jdk, ToolEnvironment } from './tools.ts'
 import type { Config } from '../config/index.ts'
 
-export type ServiceName = 'kafka' | 'registry' | 'redis'
-export const SERVICE_NAMES: readonly ServiceName[] = ['kafka', 'registry', 'redis']
+export type ServiceName = 'kafka' | 'registry' | 'redis' | 'mlflow'
+export const SERVICE_NAMES: readonly ServiceName[] = ['kafka', 'registry', 'redis', 'mlflow']
 
 export interface StackPaths {
   root: string
@@ -63,15 +65,18 @@ export interface Service {
 
 const POM = path.join(import.meta.dirname, 'maven', 'pom.xml')
 
-/** The versions the stack's Maven project pins; the pom is their only source. */
-export async function pinnedVersions (): Promise<{ kafka: string, apicurio: string }> {
+/**
+ * The versions the stack pins: Kafka and Apicurio in its Maven project, MLflow in the Python
+ * requirements; those files are their only source.
+ */
+export async function pinnedVersions (): Promise<{ kafka: string, apicurio: string, mlflow: string }> {
   const pom = await readFile(POM, 'utf8')
   const read = (property: string): string => {
     const version = new RegExp(`<${property}>([^<]+)</${property}>`).exec(pom)?.[1]
     if (version === undefined) throw new Error(`${POM} does not pin ${property}`)
     return version
   }
-  return { kafka: read('kafka.version'), apicurio: read('apicurio.version') }
+  return { kafka: read('kafka.version'), apicurio: read('apicurio.version'), mlflow: await pinnedRequirement('mlflow') }
 }
 
 async function fetchDistribution (dist: Distribution, context: StackContext): Promise<string> {
@@ -264,11 +269,57 @@ function redisService (context: StackContext): Service {
   }
 }
 
+function mlflowService (version: string, context: StackContext): Service {
+  const host = '127.0.0.1'
+  const port = context.config.stack.mlflowPort
+  const url = `http://${host}:${port}`
+  const ensureEnv = async (): Promise<string> => await ensurePythonEnv({ paths: context.paths, tools: context.tools })
+  return {
+    name: 'mlflow',
+    label: `MLflow ${version}`,
+    host,
+    ports: [port],
+    stopGraceMs: 15_000,
+    probe: async timeoutMs => await probeMlflow(url, timeoutMs),
+    install: async () => { await ensureEnv() },
+    prepare: async () => {
+      const python = await ensureEnv()
+      const data = context.paths.data('mlflow')
+      await mkdir(data, { recursive: true })
+      return {
+        command: python,
+        args: [
+          '-m', 'mlflow', 'server',
+          '--host', host,
+          '--port', String(port),
+          '--workers', '1',
+          // Runs, params and metrics survive a restart in one SQLite file.
+          '--backend-store-uri', `sqlite:///${path.join(data, 'mlflow.db')}`,
+          // Clients upload and download artifacts through the server (mlflow-artifacts:/ URIs)
+          // and need no access to this folder.
+          '--serve-artifacts',
+          '--artifacts-destination', path.join(data, 'artifacts'),
+          // Its DNS-rebinding guard checks the Host header; name exactly the addresses clients use.
+          '--allowed-hosts', `${host}:${port},localhost:${port}`
+        ],
+        cwd: data,
+        env: {
+          ...pythonEnvironment(context.tools.env),
+          // The job runner serves GenAI jobs (scorers, prompt optimisation) the stack never runs:
+          // seven more Python processes and some 600 MB of memory.
+          MLFLOW_SERVER_ENABLE_JOB_EXECUTION: 'false'
+        }
+      }
+    }
+  }
+}
+
 export async function defineServices (context: StackContext): Promise<Record<ServiceName, Service>> {
   const versions = await pinnedVersions()
   return {
     kafka: kafkaService(versions.kafka, context),
     registry: registryService(versions.apicurio, context),
-    redis: redisService(context)
+    redis: redisService(context),
+    mlflow: mlflowService(versions.mlflow, context)
   }
 }

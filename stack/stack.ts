@@ -21,7 +21,7 @@ import type { ToolEnvironment } from './tools.ts'
 export interface StackOptions {
   config: Pick<Config, 'kafka' | 'registry' | 'redis' | 'stack'>
   tools: ToolEnvironment
-  /** Which services; all three by default. */
+  /** Which services; all of them by default. */
   services?: readonly ServiceName[]
 }
 
@@ -127,7 +127,11 @@ export function assertUp (outcomes: readonly UpOutcome[]): void {
   throw new StackError(first?.code ?? 'CHURN_STACK_START_FAILED', `The local stack did not come up.\n${message}`, { cause: first })
 }
 
-/** Finds runtimes and fetches or installs every service's software, starting nothing. */
+/**
+ * Finds runtimes and fetches or installs every service's software, starting nothing: the Maven
+ * distributions, and for MLflow the project's Python environment (`<STACK_DIR>/venv`, which the
+ * training benchmark's scikit-learn peer shares).
+ */
 export async function stackInstall (options: StackOptions): Promise<void> {
   const { services } = await context(options)
   await Promise.all(services.map(async service => await service.install()))

@@ -37,8 +37,8 @@ async function status (services: readonly ServiceName[], context: CommandContext
 
 export const stackCommand: Command = {
   name: 'stack',
-  summary: 'start, stop, inspect or only install the local Kafka, schema registry and Redis',
-  usage: 'stack up|down|status|install [--services kafka,registry,redis]',
+  summary: 'start, stop, inspect or only install the local Kafka, schema registry, Redis and MLflow',
+  usage: 'stack up|down|status|install [--services kafka,registry,redis,mlflow]',
   run: async (args, context) => {
     const { positionals, values } = parseArgs({ args: [...args], allowPositionals: true, options: { services: { type: 'string' } } })
     const services = parseServices(values.services)

@@ -39,15 +39,16 @@ describe('stack', () => {
   describe('when every service is already up', () => {
     it('reports each up, with what its health check found', async () => {
       const rows = await stackStatus({ config, tools })
-      assert.deepEqual(rows.map(r => [r.service, r.state]), [['kafka', 'up'], ['registry', 'up'], ['redis', 'up']])
+      assert.deepEqual(rows.map(r => [r.service, r.state]), [['kafka', 'up'], ['registry', 'up'], ['redis', 'up'], ['mlflow', 'up']])
       assert.match(rows[0]?.detail ?? '', /cluster \S+, 1 broker/)
       assert.match(rows[1]?.detail ?? '', /subject/)
       assert.match(rows[2]?.detail ?? '', /redis \d+\.\d+/)
+      assert.match(rows[3]?.detail ?? '', /mlflow 3\.\d+\.\d+/)
     })
 
     it('reuses them on `up` instead of starting another', async () => {
       const outcomes = await stackUp({ config, tools })
-      assert.deepEqual(outcomes.map(o => [o.service, o.state]), [['kafka', 'reused'], ['registry', 'reused'], ['redis', 'reused']])
+      assert.deepEqual(outcomes.map(o => [o.service, o.state]), [['kafka', 'reused'], ['registry', 'reused'], ['redis', 'reused'], ['mlflow', 'reused']])
     })
   })
 
@@ -75,6 +76,18 @@ describe('stack', () => {
       assert.ok(outcome?.state === 'failed')
       assert.equal(outcome.error.code, 'CHURN_STACK_PORT_IN_USE')
       assert.match(outcome.error.message, /not Apicurio Registry .*GET \/subjects/)
+    })
+
+    it('says so for the MLflow port too, from its health check', async () => {
+      const squat = await squatter()
+      after(squat.close)
+      const stackDir = await mkdtemp(path.join(os.tmpdir(), 'churn-stack-'))
+      after(async () => { await rm(stackDir, { recursive: true, force: true }) })
+      const squatted = loadConfig({ STACK_MLFLOW_PORT: String(squat.port), STACK_DIR: stackDir }, { cwd: process.cwd() })
+      const [outcome] = await stackUp({ config: squatted, tools, services: ['mlflow'] })
+      assert.ok(outcome?.state === 'failed')
+      assert.equal(outcome.error.code, 'CHURN_STACK_PORT_IN_USE')
+      assert.match(outcome.error.message, new RegExp(`Port ${squat.port} on 127\\.0\\.0\\.1 is held by something that is not MLflow 3\\.\\d+\\.\\d+ \\(GET /health`))
     })
   })
 
@@ -167,6 +180,7 @@ describe('churn CLI', () => {
     const registry = new URL(config.registry.url)
     assert.match(stdout, new RegExp(`Apache Kafka 4\\.\\d+\\.\\d+ \\(KRaft\\)\\s+${broker?.host ?? ''}:${broker?.port ?? ''}\\s+up`))
     assert.match(stdout, new RegExp(`Apicurio Registry 3\\.\\d+\\.\\d+\\s+${registry.hostname}:${registry.port}\\s+up`))
+    assert.match(stdout, new RegExp(`MLflow 3\\.\\d+\\.\\d+\\s+127\\.0\\.0\\.1:${config.stack.mlflowPort}\\s+up`))
   })
 
   it('rejects an unknown subcommand with usage', async () => {
