@@ -13,7 +13,10 @@
 export const DEFAULT_MAX_BINS = 255
 
 export interface BinnedFeatures {
-  /** Per feature, the code of each row (column-major). */
+  /**
+   * Per feature, the code of each row (column-major): views of one SharedArrayBuffer, so worker
+   * threads growing trees (`parallel.ts`) read the same codes without a copy.
+   */
   codes: Uint8Array[]
   /** Per feature, ascending thresholds; the feature has `thresholds.length + 1` bins. */
   thresholds: Float64Array[]
@@ -73,13 +76,14 @@ export function binOf (thresholds: ArrayLike<number>, value: number): number {
 export function binFeatures (x: Float64Array, rows: number, columns: number, maxBins = DEFAULT_MAX_BINS, sampleRows = 200_000): BinnedFeatures {
   const codes: Uint8Array[] = []
   const thresholds: Float64Array[] = []
+  const shared = new SharedArrayBuffer(rows * columns)
   const step = Math.max(1, rows / sampleRows)
   const sampled = Math.min(rows, Math.ceil(rows / step))
   const column = new Float64Array(sampled)
   for (let f = 0; f < columns; f++) {
     for (let s = 0; s < sampled; s++) column[s] = x[Math.floor(s * step) * columns + f] as number
     const t = featureThresholds(column, maxBins)
-    const c = new Uint8Array(rows)
+    const c = new Uint8Array(shared, f * rows, rows)
     for (let r = 0; r < rows; r++) c[r] = binOf(t, x[r * columns + f] as number)
     codes.push(c)
     thresholds.push(t)

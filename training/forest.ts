@@ -179,6 +179,9 @@ export function growTrees (
   const importances: Float64Array[] = []
   for (let t = first; t < first + count; t++) {
     const random = seededRandom((options.seed * 1_000_003 + t * 7919) >>> 0)
+    // The candidate order is shuffled in place at every node; it restarts with each tree, or a
+    // tree would depend on the trees grown before it in this call, not only on its seed.
+    for (let f = 0; f < columns; f++) scratch.order[f] = f
     // Bootstrap as counts: the weight of a row is how often it was drawn times its class weight.
     const { weight } = scratch
     weight.fill(0)
