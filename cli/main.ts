@@ -8,17 +8,20 @@ import type { Config } from '../config/index.ts'
 import { describeError, errorCode } from '../core/errors.ts'
 import { createRootLogger } from '../core/logger.ts'
 import { routeProcessWarnings } from '../core/warnings.ts'
+import { bootstrapCommand } from './commands/bootstrap.ts'
 import { configCommand } from './commands/config.ts'
 import { ingestCommand } from './commands/ingest.ts'
 import { lakehouseCommand } from './commands/lakehouse.ts'
+import { modelCommand } from './commands/model.ts'
 import { produceCommand } from './commands/produce.ts'
 import { runCommand } from './commands/run.ts'
 import { schemasCommand } from './commands/schemas.ts'
 import { smokeCommand } from './commands/smoke.ts'
 import { stackCommand } from './commands/stack.ts'
+import { trainCommand } from './commands/train.ts'
 import type { Command } from './context.ts'
 
-const COMMANDS: readonly Command[] = [runCommand, stackCommand, schemasCommand, smokeCommand, produceCommand, ingestCommand, lakehouseCommand, configCommand]
+const COMMANDS: readonly Command[] = [runCommand, stackCommand, schemasCommand, smokeCommand, produceCommand, ingestCommand, lakehouseCommand, trainCommand, modelCommand, bootstrapCommand, configCommand]
 
 function help (): string {
   const width = Math.max(...COMMANDS.map(c => c.usage.length))

@@ -231,8 +231,9 @@ FROM st s LEFT JOIN r USING (subscriber_id)`
 /**
  * Features as of a point in time per label: `labels` is a relation with `label_id`,
  * `subscriber_id` and `as_of_ms`; only events with event time before `as_of_ms` contribute, and the
- * recent window and days since last activity are relative to that. Labels whose subscriber has no
- * event before their time have no features and are left out.
+ * recent window and days since last activity are relative to that. The labels' other columns
+ * (the outcome) come along. Labels whose subscriber has no event before their time have no
+ * features and are left out.
  */
 export function asOfSql (labels: string): string {
   return `WITH lb AS (${labels}),
@@ -247,9 +248,9 @@ r AS (
   WHERE ev.day >= st.last_event_ms // ${DAY_MS} - ${RECENT_DAYS - 1}
   GROUP BY ev.label_id
 )
-SELECT s.label_id, s.subscriber_id, s.as_of_ms,
+SELECT s.label_id, s.subscriber_id, s.as_of_ms, lb.* EXCLUDE (label_id, subscriber_id, as_of_ms),
   ${featureSelect()},
   ${daysSinceLastActivitySql('s.as_of_ms', 's.last_event_ms')} AS ${DAYS_SINCE_LAST_ACTIVITY},
   s.first_event_ms, s.last_event_ms
-FROM st s LEFT JOIN r USING (label_id)`
+FROM st s LEFT JOIN r USING (label_id) JOIN lb USING (label_id)`
 }

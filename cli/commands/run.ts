@@ -6,6 +6,7 @@ import { produceTraffic } from '../../streams/producer.ts'
 import { parseOptions, positiveInteger } from '../options.ts'
 import { renderTable } from '../table.ts'
 import { smoke } from './smoke.ts'
+import { parseTrainArguments, renderOutcome, train } from './train.ts'
 import type { Command, CommandContext } from '../context.ts'
 
 const n = (x: number): string => x.toLocaleString('en-US')
@@ -13,15 +14,16 @@ const n = (x: number): string => x.toLocaleString('en-US')
 /**
  * The main job, as far as the product exists: the local stack, the smoke chain across it,
  * synthetic traffic from the billing, network and device platforms and the CRM, and ingest
- * through Bronze, Silver and Gold to lag zero, then the data-quality report. Training, scoring
- * and the HTTP API join it as their issues land.
+ * through Bronze, Silver and Gold to lag zero, the data-quality report, then a model trained on
+ * the CRM outcomes and promoted through the gate. Scoring and the HTTP API join it as their
+ * issues land.
  *
  * The traffic's window ends at the start of the current UTC day and its seed is fixed, so running
  * the job again the same day sends the same events, which the lakehouse lands once.
  */
 export const runCommand: Command = {
   name: 'run',
-  summary: 'the main job: local stack up, smoke chain, synthetic traffic, ingest through Gold, quality report',
+  summary: 'the main job: local stack up, smoke chain, synthetic traffic, ingest through Gold, quality report, training',
   usage: 'run [--subscribers 2000] [--events 100000] [--seed 1]',
   run: async (args, context) => {
     const { values } = parseOptions({ args: [...args], options: { subscribers: { type: 'string' }, events: { type: 'string' }, seed: { type: 'string' } } })
@@ -48,9 +50,11 @@ export const runCommand: Command = {
       `${n(ingested.changelogPublished)} Gold changes published  ${(ingested.ms / 1000).toFixed(1)} s\n\n`)
 
     await describeLakehouse(context)
+    context.out.write('\ntraining on the CRM outcomes in the lakehouse (features 7 days before each outcome)\n')
+    context.out.write(renderOutcome(await train(parseTrainArguments(['--folds', '3']), context)))
     context.out.write([
       '',
-      'Training, scoring and the HTTP API join the main job as they land.',
+      'Scoring and the HTTP API join the main job as they land; `npx churn model list` shows the models.',
       'The stack keeps running; stop it with: npx churn stack down',
       ''
     ].join('\n'))

@@ -1,7 +1,7 @@
 /**
  * The main job end to end, as `npm start` runs it, on its own topics and lakehouse file: it
- * reuses the running stack, proves the chain, sends synthetic traffic, ingests it to lag zero and
- * prints the quality report. Run twice, the second run's events are the first run's, landed once.
+ * reuses the running stack, proves the chain, sends synthetic traffic, ingests it to lag zero,
+ * prints the quality report and trains a model. Run twice, the second run's events are the first run's, landed once.
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
@@ -28,6 +28,8 @@ describe('churn run', () => {
     assert.match(first, /ingested\s+4,300 messages in \d+ micro-batches to lag 0/)
     assert.match(first, /Gold equals its recompute from Silver: yes/)
     assert.match(first, /quality_below_45/)
+    assert.match(first, /churn\s+1\s+forest\s+crm-outcomes\s+2\d\d\s+28\s/, 'trains on the CRM outcomes with history 7 days before them')
+    assert.match(first, /promoted: first model; hold-out AUC/)
 
     const silverAfter = async (): Promise<{ silver: number, bronze: number, crm: number }> => {
       const lakehouse = await Lakehouse.open({ path: config.lakehouse.path })
@@ -44,6 +46,7 @@ describe('churn run', () => {
 
     const second = await run()
     assert.match(second, /ingested\s+4,300 messages/)
+    assert.match(second, /churn\s+2\s+forest\s+crm-outcomes/, 'a second run trains a second version, judged by the gate')
     const twice = await silverAfter()
     assert.equal(twice.bronze, 8600, 'Bronze keeps every message')
     assert.equal(twice.silver, once.silver, 'the same events do not land in Silver twice')
