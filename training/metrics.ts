@@ -4,8 +4,14 @@
  * score, and a confusion matrix at a threshold.
  */
 
-/** Indices of `scores` sorted by descending score. */
+/**
+ * Indices of `scores` sorted by descending score. A NaN score is refused: it equals nothing, so
+ * the tie groups below would never advance past it (and a model that outputs NaN is broken).
+ */
 function descending (scores: ArrayLike<number>): Uint32Array {
+  for (let i = 0; i < scores.length; i++) {
+    if (Number.isNaN(scores[i])) throw new RangeError(`score ${i} is NaN; metrics need a number for every row`)
+  }
   const order = Uint32Array.from({ length: scores.length }, (_, i) => i)
   return order.sort((a, b) => (scores[b] as number) - (scores[a] as number))
 }

@@ -112,6 +112,9 @@ describe('metrics', () => {
     const labels = [0, 0, 1, 1]
     assert.equal(rocAuc(labels, [0.1, 0.4, 0.35, 0.8]), 0.75)
     assert.equal(rocAuc(labels, [0.5, 0.5, 0.5, 0.5]), 0.5)
+    // A NaN score equals no other; it used to stall the tie walk forever.
+    assert.throws(() => rocAuc(labels, [0.1, Number.NaN, 0.35, 0.8]), /score 1 is NaN/)
+    assert.throws(() => averagePrecision(labels, [0.1, Number.NaN, 0.35, 0.8]), /score 1 is NaN/)
     // scikit-learn: average_precision_score([0,0,1,1], [0.1,0.4,0.35,0.8]) = 0.8333...
     assert.ok(Math.abs(averagePrecision(labels, [0.1, 0.4, 0.35, 0.8]) - 5 / 6) < 1e-12)
     assert.ok(Math.abs(brierScore(labels, [0.1, 0.4, 0.35, 0.8]) - (0.01 + 0.16 + 0.4225 + 0.04) / 4) < 1e-12)
