@@ -96,6 +96,8 @@ interface Prepared {
   /** The hold-out rows repeated up to a batch worth timing. */
   score: Float64Array
   scoreRows: number
+  /** Forest seeds whose hold-out AUCs are averaged: one hold-out of a few hundred rows is noisy. */
+  seeds: number[]
 }
 
 function prepare (name: string, set: TrainingSet): Prepared {
@@ -110,10 +112,16 @@ function prepare (name: string, set: TrainingSet): Prepared {
   const scoreRows = Math.max(test.rows, quick ? 20_000 : 200_000)
   const score = new Float64Array(scoreRows * columns)
   for (let r = 0; r < scoreRows; r++) score.set(test.x.subarray((r % test.rows) * columns, (r % test.rows + 1) * columns), r * columns)
-  return { name, train, test, score, scoreRows }
+  // Below 20k training rows a single forest's AUC moves by about 0.01 with its seed; five seeds
+  // average that out for both engines. Timing and scoring use the first seed.
+  const seeds = !quick && train.rows < 20_000 ? [42, 43, 44, 45, 46] : [42]
+  return { name, train, test, score, scoreRows, seeds }
 }
 
+/** `auc` is the mean over the set's seeds. */
 interface Figures { trainSeconds: number | null, auc: number | null, scoreRowsPerSecond: number | null, note?: string }
+
+const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / values.length
 
 async function sklearn (python: string, data: Prepared, dir: string): Promise<Figures & { version: string }> {
   const file = (name: string): string => path.join(dir, `${data.name}.${name}.bin`)
@@ -123,10 +131,10 @@ async function sklearn (python: string, data: Prepared, dir: string): Promise<Fi
   await write('xTest', data.test.x)
   await write('yTest', data.test.y)
   await write('xScore', data.score)
-  const spec = { columns: data.train.columns, params, xTrain: file('xTrain'), yTrain: file('yTrain'), xTest: file('xTest'), yTest: file('yTest'), xScore: file('xScore') }
+  const spec = { columns: data.train.columns, params, seeds: data.seeds, xTrain: file('xTrain'), yTrain: file('yTrain'), xTest: file('xTest'), yTest: file('yTest'), xScore: file('xScore') }
   const { stdout } = await promisify(execFile)(python, [PEER, JSON.stringify(spec)], { maxBuffer: 1024 * 1024 })
-  const out = JSON.parse(stdout.trim().split('\n').pop() as string) as { fitSeconds: number, auc: number, scoreRowsPerSecond: number, sklearn: string }
-  return { trainSeconds: out.fitSeconds, auc: out.auc, scoreRowsPerSecond: out.scoreRowsPerSecond, version: out.sklearn }
+  const out = JSON.parse(stdout.trim().split('\n').pop() as string) as { fitSeconds: number, aucs: number[], scoreRowsPerSecond: number, sklearn: string }
+  return { trainSeconds: out.fitSeconds, auc: mean(out.aucs), scoreRowsPerSecond: out.scoreRowsPerSecond, version: out.sklearn }
 }
 
 function scoringRate (model: ForestModel, data: Prepared): number {
@@ -146,7 +154,9 @@ async function ours (data: Prepared, threads: number): Promise<Figures & { model
   const started = performance.now()
   const model = await trainForestParallel(data.train, params, { threads })
   const trainSeconds = (performance.now() - started) / 1000
-  return { model, trainSeconds, auc: auc(model, data), scoreRowsPerSecond: scoringRate(model, data) }
+  const aucs = [auc(model, data)]
+  for (const seed of data.seeds.slice(1)) aucs.push(auc(await trainForestParallel(data.train, { ...params, seed }, { threads }), data))
+  return { model, trainSeconds, auc: mean(aucs), scoreRowsPerSecond: scoringRate(model, data) }
 }
 
 function mlRandomForest (data: Prepared): Figures {
@@ -160,7 +170,8 @@ function mlRandomForest (data: Prepared): Figures {
   started = performance.now()
   const model = trainMlRandomForest(data.train, params)
   const trainSeconds = (performance.now() - started) / 1000
-  return { trainSeconds, auc: auc(model, data), scoreRowsPerSecond: scoringRate(model, data) }
+  // One seed: its fits take seconds to minutes.
+  return { trainSeconds, auc: auc(model, data), scoreRowsPerSecond: scoringRate(model, data), ...(data.seeds.length > 1 ? { note: 'AUC of seed 42 only' } : {}) }
 }
 
 const fixed = (v: number | null, digits: number): string => v === null ? '-' : v.toFixed(digits)
@@ -176,7 +187,8 @@ try {
     ['telco', async () => await csvTrainingSet(TELCO, { target: 'Churn', positive: 'Yes' })],
     ...(quick ? [1000] : [1000, 10_000, 100_000]).map((n): [string, () => Promise<TrainingSet>] => [`gold-${n / 1000}k`, async () => await syntheticGold(n)])
   ]
-  process.stdout.write(`bench:train  ${trees} trees, depth 6, min_samples_leaf 2, sqrt features, balanced; ${cores} cores${quick ? '  (quick)' : ''}\n\n`)
+  process.stdout.write(`bench:train  ${trees} trees, depth 6, min_samples_leaf 2, sqrt features, balanced; ${cores} cores${quick ? '  (quick)' : ''}\n`)
+  process.stdout.write('test AUC: mean over seeds 42-46 below 20k training rows, seed 42 above; time and scoring: seed 42\n\n')
   process.stdout.write(`${'set'.padEnd(10)} ${'train x features'.padEnd(17)} ${'engine'.padEnd(20)} ${'train s'.padStart(8)} ${'vs sklearn'.padStart(10)} ${'test AUC'.padStart(9)} ${'- sklearn'.padStart(9)} ${'score rows/s'.padStart(13)} ${'vs sklearn'.padStart(10)}\n`)
   for (const [name, load] of sets) {
     const built = performance.now()
@@ -196,7 +208,9 @@ try {
     if (parallel !== undefined) row(`forest, ${cores} threads`, parallel)
     row('ml-random-forest', mlrf)
     const aucOk = (single.auc as number) >= (reference.auc as number) - 0.005
-    goals.push(`${name}: AUC ${fixed(single.auc, 4)} vs sklearn ${fixed(reference.auc, 4)} (goal >= sklearn - 0.005)  ${aucOk ? 'met' : 'NOT MET'}`)
+    // gold-1k is here so ml-random-forest has a set it finishes; the issue's goal sets are the others.
+    const verdict = name === 'gold-1k' ? '(not a goal set)' : aucOk ? 'met' : 'NOT MET'
+    goals.push(`${name}: AUC ${fixed(single.auc, 4)} vs sklearn ${fixed(reference.auc, 4)} (goal >= sklearn - 0.005)  ${verdict}`)
     const scoring = (single.scoreRowsPerSecond as number) / (reference.scoreRowsPerSecond as number)
     goals.push(`${name}: batch scoring ${scoring.toFixed(1)}x predict_proba on one thread (goal >= 5x)  ${scoring >= 5 ? 'met' : 'NOT MET'}`)
     if (name === 'gold-100k') {

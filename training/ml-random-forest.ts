@@ -229,7 +229,7 @@ function convertTree (matrix: TrainingMatrix, root: CartNode, columns: readonly 
   const score = (n: number): number => ((w0[n] as number) ** 2 + (w1[n] as number) ** 2) / ((w0[n] as number) + (w1[n] as number))
   for (let n = 0; n < size; n++) {
     // The package never makes an empty node, so one here means our routing differs from its.
-    if ((w0[n] as number) + (w1[n] as number) === 0) throw new Error(`converted ml-random-forest node ${n} receives none of the rows its tree was grown on`)
+    if ((w0[n] as number) + (w1[n] as number) === 0) throw new TrainingError('CHURN_TRAIN_ENGINE', `converted ml-random-forest node ${n} receives none of the rows its tree was grown on`)
     value[n] = (w1[n] as number) / ((w0[n] as number) + (w1[n] as number))
     const f = feature[n] as number
     if (f >= 0) importance[f]! += score(left[n] as number) + score(right[n] as number) - score(n)

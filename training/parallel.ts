@@ -73,7 +73,7 @@ async function treesOf (worker: Worker): Promise<GrownTrees> {
     worker.once('error', reject)
     worker.once('exit', code => {
       if (trees !== undefined) resolve(trees)
-      else reject(new Error(`a forest worker exited with code ${code} before posting its trees`))
+      else reject(new TrainingError('CHURN_TRAIN_ENGINE', `a forest worker exited with code ${code} before posting its trees`))
     })
   })
 }
