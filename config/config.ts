@@ -57,6 +57,11 @@ function crossCheck (values: Partial<Values>): ConfigProblem[] {
   if (broker !== undefined && broker.port === values.STACK_KAFKA_CONTROLLER_PORT) {
     problems.push({ variable: 'STACK_KAFKA_CONTROLLER_PORT', value: String(values.STACK_KAFKA_CONTROLLER_PORT), expected: `a port other than the broker's (${broker.port} in KAFKA_BROKERS)` })
   }
+  for (const channel of ['CRM', 'SMS'] as const) {
+    if (values[`CHANNEL_${channel}_ADAPTER`] !== 'webhook') continue
+    if (values[`CHANNEL_${channel}_WEBHOOK_URL`] === undefined) problems.push({ variable: `CHANNEL_${channel}_WEBHOOK_URL`, value: '', expected: `a URL, because CHANNEL_${channel}_ADAPTER is webhook` })
+    if (values.WEBHOOK_SECRET === undefined) problems.push({ variable: 'WEBHOOK_SECRET', value: '', expected: `a signing key, because CHANNEL_${channel}_ADAPTER is webhook` })
+  }
   if (values.RISK_HIGH_THRESHOLD !== undefined && values.RISK_MEDIUM_THRESHOLD !== undefined && values.RISK_MEDIUM_THRESHOLD >= values.RISK_HIGH_THRESHOLD) {
     problems.push({ variable: 'RISK_MEDIUM_THRESHOLD', value: String(values.RISK_MEDIUM_THRESHOLD), expected: `a probability below RISK_HIGH_THRESHOLD (${values.RISK_HIGH_THRESHOLD})` })
   }
@@ -74,11 +79,25 @@ function build (values: Values) {
   return {
     kafka: { brokers: values.KAFKA_BROKERS, clientId: values.KAFKA_CLIENT_ID, sessionTimeoutMs: values.KAFKA_SESSION_TIMEOUT_MS },
     registry: { url: values.SCHEMA_REGISTRY_URL },
-    redis: { url: values.REDIS_URL },
+    redis: { url: values.REDIS_URL, prefix: values.REDIS_KEY_PREFIX },
     lakehouse: { path: values.DUCKDB_PATH, exportDir: values.LAKEHOUSE_EXPORT_DIR, settings: { memory_limit: megabytes(values.DUCKDB_MEMORY_LIMIT) } },
     ingest: { groupId: values.INGEST_GROUP_ID, batchMessages: values.INGEST_BATCH_MESSAGES, batchWaitMs: values.INGEST_BATCH_WAIT_MS },
     model: { dir: values.MODEL_DIR, gate: { tolerance: values.MODEL_GATE_TOLERANCE, minAuc: values.MODEL_MIN_AUC } },
-    risk: { high: values.RISK_HIGH_THRESHOLD, medium: values.RISK_MEDIUM_THRESHOLD },
+    risk: { high: values.RISK_HIGH_THRESHOLD, medium: values.RISK_MEDIUM_THRESHOLD, hysteresis: values.RISK_HYSTERESIS, emitMargin: values.RISK_EMIT_MARGIN },
+    serving: { modelName: values.MODEL_NAME, modelPollMs: values.MODEL_POLL_MS },
+    scorer: { groupId: values.SCORER_GROUP_ID, staleMs: values.FEATURE_STALE_MS, drift: { window: values.DRIFT_WINDOW, psiAlert: values.DRIFT_PSI_ALERT } },
+    campaign: {
+      cooldownMs: values.CAMPAIGN_COOLDOWN_MS,
+      attempts: values.CAMPAIGN_ATTEMPTS,
+      backoffMs: values.CAMPAIGN_BACKOFF_MS,
+      outboxDir: values.OUTBOX_DIR,
+      webhook: { secret: values.WEBHOOK_SECRET, timeoutMs: values.WEBHOOK_TIMEOUT_MS },
+      channels: {
+        crm: { adapter: values.CHANNEL_CRM_ADAPTER, url: values.CHANNEL_CRM_WEBHOOK_URL, ratePerSecond: values.CHANNEL_CRM_RATE_PER_SECOND },
+        sms: { adapter: values.CHANNEL_SMS_ADAPTER, url: values.CHANNEL_SMS_WEBHOOK_URL, ratePerSecond: values.CHANNEL_SMS_RATE_PER_SECOND }
+      }
+    },
+    http: { host: values.HTTP_HOST, port: values.HTTP_PORT },
     topics: {
       billing: values.TOPIC_BILLING,
       network: values.TOPIC_NETWORK,

@@ -10,7 +10,7 @@ import type { Config } from '../config/index.ts'
 export const AVRO_DIR = path.join(import.meta.dirname, 'avro')
 
 /** The logical subjects, in the order they are registered. */
-export const SUBJECTS = ['billing', 'network', 'device', 'crm-outcome', 'feature-changelog'] as const
+export const SUBJECTS = ['billing', 'network', 'device', 'crm-outcome', 'feature-changelog', 'churn-risk'] as const
 export type SubjectName = typeof SUBJECTS[number]
 
 /** The source streams ingest consumes, each with its subject. */
@@ -25,7 +25,8 @@ export type SourceStream = typeof SOURCE_STREAMS[number]['stream']
 
 /** The streams the project itself produces, each with its subject. */
 export const DERIVED_STREAMS = [
-  { stream: 'features', subject: 'feature-changelog', topicKey: 'features' }
+  { stream: 'features', subject: 'feature-changelog', topicKey: 'features' },
+  { stream: 'risk', subject: 'churn-risk', topicKey: 'churnRisk' }
 ] as const satisfies ReadonlyArray<{ stream: string, subject: SubjectName, topicKey: keyof Config['topics'] }>
 
 export interface SchemaVersion {

@@ -7,6 +7,10 @@ import { latestSchema } from '../schemas/catalog.ts'
 import { avroType, encodeFramed } from '../schemas/codec.ts'
 import type { FeatureChange, GoldFeatures } from '../schemas/types.generated.ts'
 import type { GoldRow } from '../lakehouse/lakehouse.ts'
+import { lakehouseFeatureHash } from '../training/sets.ts'
+
+/** The definition these features are computed with; the scorer compares its model's with it. */
+const FEATURE_HASH = lakehouseFeatureHash()
 
 export async function featureChangeType (): Promise<Type> {
   return avroType((await latestSchema('feature-changelog')).schema)
@@ -19,7 +23,8 @@ export function toFeatureChange (row: GoldRow): FeatureChange {
     featureTime: row.lastEventMs,
     firstEventTime: row.firstEventMs,
     updatedAt: row.updatedAtMs,
-    features: row.features as unknown as GoldFeatures
+    features: row.features as unknown as GoldFeatures,
+    featureHash: FEATURE_HASH
   }
 }
 

@@ -45,6 +45,9 @@ export async function isolatedConfig (overrides: Record<string, string> = {}, pr
     DUCKDB_PATH: path.join(dir, 'lakehouse.duckdb'),
     LAKEHOUSE_EXPORT_DIR: path.join(dir, 'export'),
     MODEL_DIR: path.join(dir, 'models'),
+    SCORER_GROUP_ID: `${prefix}-scorer-${run}`,
+    REDIS_KEY_PREFIX: `${prefix}-${run}`,
+    OUTBOX_DIR: path.join(dir, 'outbox'),
     ...overrides
   }
   const isolated = loadConfig(env, { cwd: process.cwd() })
@@ -62,7 +65,24 @@ export async function isolatedConfig (overrides: Record<string, string> = {}, pr
       await fetch(url, { method: 'DELETE' }).then(r => r.body?.cancel()).catch(() => {})
       await fetch(`${url}?permanent=true`, { method: 'DELETE' }).then(r => r.body?.cancel()).catch(() => {})
     }
+    await deleteRedisKeys(isolated)
     await rm(dir, { recursive: true, force: true })
   }
   return { config: isolated, env, dir, cleanup }
+}
+
+/** Deletes every Redis key under the configuration's prefix (the online store, opt-outs, queues). */
+export async function deleteRedisKeys (isolated: Config): Promise<void> {
+  const { createRedis } = await import('../../core/redis.ts')
+  const redis = createRedis({ url: isolated.redis.url, maxRetriesPerRequest: 1 })
+  try {
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${isolated.redis.prefix}:*`, 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) await redis.unlink(...keys)
+    } while (cursor !== '0')
+  } finally {
+    redis.disconnect()
+  }
 }
