@@ -24,19 +24,15 @@ import { parseArgs, promisify } from 'node:util'
 import { pino } from 'pino'
 import { loadConfig } from '../config/index.ts'
 import { routeProcessWarnings } from '../core/warnings.ts'
-import { DAY_MS } from '../lakehouse/features.ts'
-import { Lakehouse } from '../lakehouse/lakehouse.ts'
-import type { LandedEvent } from '../lakehouse/lakehouse.ts'
-import type { SourceStream } from '../schemas/catalog.ts'
 import { ensurePythonEnv } from '../stack/index.ts'
-import { TrafficGenerator } from '../streams/generator.ts'
 import { CompiledForest } from '../training/compiled.ts'
 import type { ForestModel, ForestOptions, TrainingMatrix } from '../training/forest.ts'
 import { columnMedians, impute } from '../training/imputation.ts'
 import { rocAuc } from '../training/metrics.ts'
 import { trainMlRandomForest } from '../training/ml-random-forest.ts'
 import { trainForestParallel } from '../training/parallel.ts'
-import { csvTrainingSet, lakehouseTrainingSet } from '../training/sets.ts'
+import { csvTrainingSet } from '../training/sets.ts'
+import { syntheticTrainingSet } from '../training/synthetic.ts'
 import { hashSplit, takeLabels, takeRows } from '../training/split.ts'
 import type { TrainingSet } from '../training/train.ts'
 
@@ -54,39 +50,7 @@ const cores = availableParallelism()
 
 /** Synthetic Gold: the generator's traffic for `subscribers`, landed, labelled as `churn train` does. */
 async function syntheticGold (subscribers: number): Promise<TrainingSet> {
-  const endMs = Math.floor(Date.UTC(2026, 10, 1) / DAY_MS) * DAY_MS
-  const startMs = endMs - 30 * DAY_MS
-  const generator = new TrafficGenerator({ subscribers, seed: 7, startMs, endMs })
-  const lakehouse = await Lakehouse.open({ path: ':memory:', settings: config.lakehouse.settings })
-  try {
-    const events = subscribers * 12
-    const step = (endMs - startMs) / events
-    let offset = 0n
-    let batch: Partial<Record<SourceStream, LandedEvent[]>> = {}
-    let size = 0
-    const add = (stream: SourceStream, value: unknown): void => {
-      (batch[stream] ??= []).push({ topic: `bench.${stream}`, partition: 0, offset: offset++, schemaId: 1, value: value as Record<string, unknown> })
-      size++
-    }
-    const flush = async (): Promise<void> => {
-      if (size === 0) return
-      await lakehouse.landBatch({ now: endMs, events: batch, offsets: [] })
-      batch = {}
-      size = 0
-    }
-    for (let i = 0; i < events; i++) {
-      const time = Math.floor(startMs + step * i)
-      const e = generator.eventAt(time)
-      add(e.stream, e.value)
-      if (i % 1000 === 999) for (const o of generator.outcomesDue(time)) add(o.stream, o.value)
-      if (size >= 20_000) await flush()
-    }
-    for (const o of generator.outcomesDue(endMs)) add(o.stream, o.value)
-    await flush()
-    return await lakehouseTrainingSet(lakehouse, { horizonDays: 7, path: ':memory:' })
-  } finally {
-    lakehouse.close()
-  }
+  return await syntheticTrainingSet({ subscribers, settings: config.lakehouse.settings })
 }
 
 interface Prepared {

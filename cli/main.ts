@@ -13,15 +13,19 @@ import { configCommand } from './commands/config.ts'
 import { ingestCommand } from './commands/ingest.ts'
 import { lakehouseCommand } from './commands/lakehouse.ts'
 import { modelCommand } from './commands/model.ts'
+import { optOutCommand } from './commands/opt-out.ts'
 import { produceCommand } from './commands/produce.ts'
 import { runCommand } from './commands/run.ts'
 import { schemasCommand } from './commands/schemas.ts'
+import { scoreCommand } from './commands/score.ts'
+import { serveCommand } from './commands/serve.ts'
 import { smokeCommand } from './commands/smoke.ts'
 import { stackCommand } from './commands/stack.ts'
 import { trainCommand } from './commands/train.ts'
+import { workCommand } from './commands/work.ts'
 import type { Command } from './context.ts'
 
-const COMMANDS: readonly Command[] = [runCommand, stackCommand, schemasCommand, smokeCommand, produceCommand, ingestCommand, lakehouseCommand, trainCommand, modelCommand, bootstrapCommand, configCommand]
+const COMMANDS: readonly Command[] = [runCommand, stackCommand, schemasCommand, smokeCommand, produceCommand, ingestCommand, lakehouseCommand, trainCommand, modelCommand, scoreCommand, workCommand, optOutCommand, serveCommand, bootstrapCommand, configCommand]
 
 function help (): string {
   const width = Math.max(...COMMANDS.map(c => c.usage.length))

@@ -47,7 +47,7 @@ export const DLQ_HEADERS = {
   timestamp: 'churn.dlq.timestamp'
 } as const
 
-const POISON_CODES = new Set(['CHURN_AVRO_BAD_FRAME', 'CHURN_AVRO_UNKNOWN_SCHEMA', 'CHURN_AVRO_WRONG_SCHEMA', 'CHURN_AVRO_CORRUPT'])
+export const POISON_CODES: ReadonlySet<string> = new Set(['CHURN_AVRO_BAD_FRAME', 'CHURN_AVRO_UNKNOWN_SCHEMA', 'CHURN_AVRO_WRONG_SCHEMA', 'CHURN_AVRO_CORRUPT'])
 
 export interface IngestOptions {
   kafka: Kafka
@@ -461,7 +461,8 @@ export class IngestService {
   }
 }
 
-function deadLetterHeaders (item: Buffered, code: string, reason: string): IHeaders {
+/** Headers of a dead-lettered message: its own, plus where it came from and why it was refused. */
+export function deadLetterHeaders (item: { topic: string, partition: number, message: KafkaMessage }, code: string, reason: string): IHeaders {
   const headers: IHeaders = { ...item.message.headers }
   headers[DLQ_HEADERS.reason] = reason
   headers[DLQ_HEADERS.code] = code

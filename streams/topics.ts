@@ -28,7 +28,7 @@ export function projectTopics (topics: Config['topics']): TopicSpec[] {
   return [
     ...sources.map(topic => ({ topic, partitions, config: { 'cleanup.policy': 'delete', 'retention.ms': String(30 * DAY_MS) } })),
     // A dead-letter topic keeps its messages long enough for a person to look and replay.
-    ...sources.map(topic => ({ topic: topics.deadLetter(topic), partitions: 1, config: { 'cleanup.policy': 'delete', 'retention.ms': String(90 * DAY_MS) } })),
+    ...[...sources, topics.features].map(topic => ({ topic: topics.deadLetter(topic), partitions: 1, config: { 'cleanup.policy': 'delete', 'retention.ms': String(90 * DAY_MS) } })),
     // The changelog holds the latest feature row per subscriber forever: compaction, no retention.
     { topic: topics.features, partitions, config: { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': String(60 * 60 * 1000) } },
     { topic: topics.churnRisk, partitions, config: { 'cleanup.policy': 'delete', 'retention.ms': String(30 * DAY_MS) } }

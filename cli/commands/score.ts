@@ -1,0 +1,27 @@
+import { runScorer } from '../../scoring/scorer-role.ts'
+import { parseOptions, untilInterrupted } from '../options.ts'
+import { renderTable } from '../table.ts'
+import type { Command } from '../context.ts'
+
+export const scoreCommand: Command = {
+  name: 'score',
+  summary: 'score changed subscribers from the feature changelog: online store, churn-risk events, campaign jobs (until SIGTERM, or --until-caught-up); --rescore scores everyone in the store with the serving model',
+  usage: 'score [--until-caught-up | --rescore]',
+  run: async (args, context) => {
+    const { values } = parseOptions({ args: [...args], options: { 'until-caught-up': { type: 'boolean' }, rescore: { type: 'boolean' } } })
+    const summary = await untilInterrupted(async signal => await runScorer({
+      config: context.config, logger: context.logger, signal, untilCaughtUp: values['until-caught-up'] === true, rescore: values.rescore === true
+    }))
+    if (summary.rescored !== undefined) {
+      context.out.write(renderTable(['model', 'rescored', 'events low', 'events medium', 'events high', 'jobs added', 'jobs deduplicated'], [[
+        `v${summary.modelVersion ?? '-'}`, String(summary.rescored), String(summary.events.low), String(summary.events.medium), String(summary.events.high), String(summary.jobs.added), String(summary.jobs.deduplicated)
+      ]]))
+      return 0
+    }
+    context.out.write(renderTable(['model', 'records', 'scored', 'older', 'hash mismatch', 'dead-lettered', 'events low/medium/high', 'jobs added', 'jobs deduplicated', 'lag', 'seconds'], [[
+      `v${summary.modelVersion ?? '-'}`, String(summary.records), String(summary.scored), String(summary.older), String(summary.hashMismatch), String(summary.deadLettered),
+      `${summary.events.low}/${summary.events.medium}/${summary.events.high}`, String(summary.jobs.added), String(summary.jobs.deduplicated), String(summary.lag), (summary.ms / 1000).toFixed(1)
+    ]]))
+    return 0
+  }
+}

@@ -1,0 +1,20 @@
+import { CHANNELS } from '../../scoring/campaign.ts'
+import { runCampaignWorkers } from '../../scoring/workers.ts'
+import type { Command } from '../context.ts'
+import { parseOptions, untilInterrupted } from '../options.ts'
+import { renderTable } from '../table.ts'
+
+export const workCommand: Command = {
+  name: 'work',
+  summary: 'deliver campaign jobs: one rate-limited worker per channel, opt-outs skipped, transient failures retried (until SIGTERM)',
+  usage: 'work',
+  run: async (args, context) => {
+    parseOptions({ args: [...args], options: {} })
+    const counters = await untilInterrupted(async signal => await runCampaignWorkers({ config: context.config, logger: context.logger, signal }))
+    context.out.write(renderTable(['channel', 'adapter', 'sent', 'skipped (opted out)', 'failed (transient)', 'failed (permanent)'], CHANNELS.map(channel => [
+      channel, context.config.campaign.channels[channel].adapter, String(counters[channel].sent), String(counters[channel].skippedOptedOut),
+      String(counters[channel].failedTransient), String(counters[channel].failedPermanent)
+    ])))
+    return 0
+  }
+}
