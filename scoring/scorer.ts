@@ -29,6 +29,7 @@ import { avroType, encodeFramed } from '../schemas/codec.ts'
 import type { AvroCodec } from '../schemas/codec.ts'
 import type { ChurnRiskEvent, FeatureChange } from '../schemas/types.generated.ts'
 import { POISON_CODES, deadLetterHeaders } from '../streams/ingest.ts'
+import { consumerGroupLag } from '../streams/lag.ts'
 import type { ChurnModel } from '../training/model.ts'
 import type { CampaignJobData, CampaignSettings, Channel } from './campaign.ts'
 import { CAMPAIGN_JOB, TIER_CHANNELS, campaignJobOptions } from './campaign.ts'
@@ -237,14 +238,7 @@ export class ScorerService {
     const admin = kafka.admin()
     await admin.connect()
     try {
-      const high = await admin.fetchTopicOffsets(topics.features)
-      const [committed] = await admin.fetchOffsets({ groupId, topics: [topics.features] })
-      let lag = 0
-      for (const p of high) {
-        const c = Number(committed?.partitions.find(x => x.partition === p.partition)?.offset ?? '-1')
-        lag += Number(p.high) - (c < 0 ? Number(p.low) : c)
-      }
-      return lag
+      return await consumerGroupLag(admin, groupId, [topics.features])
     } finally {
       await admin.disconnect()
     }

@@ -3,7 +3,9 @@ import { Lakehouse } from '../../lakehouse/lakehouse.ts'
 import { assertUp, stackUp } from '../../stack/index.ts'
 import { runIngest } from '../../streams/ingest-role.ts'
 import { produceTraffic } from '../../streams/producer.ts'
-import { parseOptions, positiveInteger } from '../options.ts'
+import { runLive } from '../live.ts'
+import type { LiveSummary } from '../live.ts'
+import { parseOptions, positiveInteger, untilInterrupted } from '../options.ts'
 import { renderTable } from '../table.ts'
 import { smoke } from './smoke.ts'
 import { parseTrainArguments, renderOutcome, train } from './train.ts'
@@ -12,24 +14,32 @@ import type { Command, CommandContext } from '../context.ts'
 const n = (x: number): string => x.toLocaleString('en-US')
 
 /**
- * The main job, as far as the product exists: the local stack, the smoke chain across it,
- * synthetic traffic from the billing, network and device platforms and the CRM, and ingest
- * through Bronze, Silver and Gold to lag zero, the data-quality report, then a model trained on
- * the CRM outcomes and promoted through the gate. Scoring and the HTTP API join it as their
- * issues land.
+ * The main job, the whole product on the local stack: the stack and the smoke chain across it;
+ * bootstrap as the init container does it (30 days of synthetic history from the billing,
+ * network and device platforms and the CRM, ingest through Bronze, Silver and Gold to lag zero,
+ * the data-quality report, a model trained on the CRM outcomes and promoted through the gate);
+ * then ingest, the scorer, the campaign workers and the HTTP server in this one process while
+ * live traffic streams for a bounded time (or, with --keep-running, until interrupted), and a
+ * summary of what happened and where to look.
  *
- * The traffic's window ends at the start of the current UTC day and its seed is fixed, so running
- * the job again the same day sends the same events, which the lakehouse lands once.
+ * The history's window ends at the start of the current UTC day and its seed is fixed, so running
+ * the job again the same day sends the same history, which the lakehouse lands once.
  */
 export const runCommand: Command = {
   name: 'run',
-  summary: 'the main job: local stack up, smoke chain, synthetic traffic, ingest through Gold, quality report, training',
-  usage: 'run [--subscribers 2000] [--events 100000] [--seed 1]',
+  summary: 'the main job: stack up, smoke chain, bootstrap (history, ingest, quality report, training), then every role in one process under live traffic, and a summary',
+  usage: 'run [--subscribers 2000] [--events 100000] [--seed 1] [--live-seconds 30] [--rate 1000] [--keep-running]',
   run: async (args, context) => {
-    const { values } = parseOptions({ args: [...args], options: { subscribers: { type: 'string' }, events: { type: 'string' }, seed: { type: 'string' } } })
+    const { values } = parseOptions({
+      args: [...args],
+      options: { subscribers: { type: 'string' }, events: { type: 'string' }, seed: { type: 'string' }, 'live-seconds': { type: 'string' }, rate: { type: 'string' }, 'keep-running': { type: 'boolean' } }
+    })
     const subscribers = positiveInteger(values.subscribers, 'subscribers', 2000)
     const events = positiveInteger(values.events, 'events', 100_000)
     const seed = positiveInteger(values.seed, 'seed', 1)
+    const liveSeconds = positiveInteger(values['live-seconds'], 'live-seconds', 30)
+    const rate = positiveInteger(values.rate, 'rate', 1000)
+    const keepRunning = values['keep-running'] === true
 
     const outcomes = await stackUp({ config: context.config, tools: context.tools })
     context.out.write(renderTable(['service', 'address', 'state', 'detail'], outcomes.map(o => [o.label, o.address, o.state, o.state === 'failed' ? o.error.code : o.detail])))
@@ -52,12 +62,23 @@ export const runCommand: Command = {
     await describeLakehouse(context)
     context.out.write('\ntraining on the CRM outcomes in the lakehouse (features 7 days before each outcome)\n')
     context.out.write(renderOutcome(await train(parseTrainArguments(['--folds', '3']), context)))
-    context.out.write([
-      '',
-      'Scoring and the HTTP API join the main job as they land; `npx churn model list` shows the models.',
-      'The stack keeps running; stop it with: npx churn stack down',
-      ''
-    ].join('\n'))
+    const { http } = context.config
+    const base = `http://${http.host.includes(':') ? `[${http.host}]` : http.host}:${http.port}`
+    context.out.write(`\nall roles in one process: ingest, scorer, campaign workers, HTTP on ${base}; live traffic at ${n(rate)} events/s ` +
+      `${keepRunning ? 'until interrupted (Ctrl-C)' : `for ${liveSeconds} s`}\n`)
+    const live = await untilInterrupted(async signal => await runLive({
+      config: context.config,
+      logger: context.logger,
+      subscribers,
+      // Another seed than the history's: the same subscriber ids, their behaviour redrawn, so
+      // tiers move; and no event id of the history comes back.
+      seed: seed + 1,
+      rate,
+      durationMs: keepRunning ? undefined : liveSeconds * 1000,
+      signal
+    }))
+    context.out.write(renderLive(live, context, base))
+    context.out.write('\nThe stack keeps running; stop it with: npx churn stack down\n')
     return 0
   }
 }
@@ -85,4 +106,32 @@ async function describeLakehouse (context: CommandContext): Promise<void> {
   } finally {
     lakehouse.close()
   }
+}
+
+function renderLive (live: LiveSummary, context: CommandContext, base: string): string {
+  const { produced, ingest, scorer, queues, workers } = live
+  const lines = [
+    '',
+    `live      ${n(produced.sent)} events produced in ${(produced.ms / 1000).toFixed(1)} s; ingest landed ${n(ingest.messages)} (${n(ingest.silver)} to Silver, ` +
+      `${n(ingest.quarantined)} quarantined, ${n(ingest.deadLettered)} dead-lettered) and published ${n(ingest.changelogPublished)} Gold changes; ` +
+      `${live.settled ? 'every role caught up' : 'NOT caught up when stopped'} after ${(live.ms / 1000).toFixed(1)} s`,
+    `scorer    model ${context.config.serving.modelName} v${scorer.modelVersion ?? '-'}: ${n(scorer.records)} changelog records, ${n(scorer.scored)} scored, ` +
+      `${n(scorer.older)} already held, ${n(scorer.hashMismatch)} of another feature definition, ${n(scorer.deadLettered)} dead-lettered`,
+    '',
+    renderTable(['churn-risk events', 'count'], [['high', n(scorer.events.high)], ['medium', n(scorer.events.medium)], ['low', n(scorer.events.low)]]),
+    '',
+    renderTable(['campaign channel', 'adapter', 'sent', 'opted out', 'waiting', 'active', 'delayed', 'completed', 'failed'],
+      (['crm', 'sms'] as const).map(c => [c, context.config.campaign.channels[c].adapter, n(workers[c].sent), n(workers[c].skippedOptedOut),
+        n(queues[c].waiting), n(queues[c].active), n(queues[c].delayed), n(queues[c].completed), n(queues[c].failed)])),
+    `jobs added by the scorer: ${n(scorer.jobs.added)}; refused as duplicates: ${n(scorer.jobs.deduplicated)}`,
+    '',
+    'where to look:',
+    `  health and readiness   ${base}/api/v1/health  ${base}/api/v1/ready   (while a role runs: npx churn serve)`,
+    `  queue dashboard        ${base}/queues`,
+    `  churn-risk events      topic ${context.config.topics.churnRisk}`,
+    `  outbox (what was sent) ${context.config.campaign.outboxDir}`,
+    '  models                 npx churn model list',
+    ''
+  ]
+  return lines.join('\n')
 }

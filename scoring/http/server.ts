@@ -10,6 +10,7 @@ import type { Logger } from '../../core/logger.ts'
 import { createRedis } from '../../core/redis.ts'
 import { campaignQueues } from '../queues.ts'
 import { buildApp } from './app.ts'
+import type { ReadinessCheck } from './app.ts'
 import { redisCheck } from './checks.ts'
 
 export interface ServeOptions {
@@ -17,6 +18,8 @@ export interface ServeOptions {
   logger: Logger
   /** Aborting it stops the server gracefully. */
   signal: AbortSignal
+  /** Readiness checks beyond Redis: the roles sharing this process (the main job's scorer, ingest). */
+  checks?: Readonly<Record<string, ReadinessCheck>>
   /**
    * How long in-flight requests get to finish once stopping.
    * @defaultValue 10000
@@ -32,7 +35,7 @@ export async function serve (options: ServeOptions): Promise<void> {
   const probe = createRedis({ url: config.redis.url, maxRetriesPerRequest: 1, connectTimeoutMs: 1000 })
   probe.on('error', (error: unknown) => { logger.debug({ err: error }, 'redis probe connection error') })
   const queues = campaignQueues(config)
-  const app = await buildApp({ logger, checks: { redis: redisCheck(probe) }, queues: Object.values(queues.queues) })
+  const app = await buildApp({ logger, checks: { redis: redisCheck(probe), ...options.checks }, queues: Object.values(queues.queues) })
   try {
     await app.listen({ host: config.http.host, port: config.http.port })
     await stopped
