@@ -1,6 +1,7 @@
 /** The one place Redis connections are built, for the online store, BullMQ and health checks. */
 import { Redis } from 'ioredis'
 import type { RedisOptions } from 'ioredis'
+import type { Logger } from './logger.ts'
 
 export interface RedisClientOptions {
   url: string
@@ -16,6 +17,14 @@ export interface RedisClientOptions {
   noReconnect?: boolean
   /** Connect on first command rather than at once. @defaultValue false */
   lazyConnect?: boolean
+  /**
+   * Where connection errors go: the first of an outage at warn, then nothing until the
+   * connection is back (logged at info). Without it they are dropped: failing commands and
+   * readiness report an outage; ioredis's own fallback would print every retry to stderr.
+   */
+  logger?: Logger
+  /** Names the connection in those logs. */
+  name?: string
 }
 
 export function createRedis (options: RedisClientOptions): Redis {
@@ -26,5 +35,17 @@ export function createRedis (options: RedisClientOptions): Redis {
     enableOfflineQueue: options.noReconnect !== true
   }
   if (options.noReconnect === true) redisOptions.retryStrategy = () => null
-  return new Redis(options.url, redisOptions)
+  const redis = new Redis(options.url, redisOptions)
+  let down = false
+  redis.on('error', (error: unknown) => {
+    if (down) return
+    down = true
+    options.logger?.warn({ err: error, redis: options.name }, 'redis connection lost; reconnecting with backoff')
+  })
+  redis.on('ready', () => {
+    if (!down) return
+    down = false
+    options.logger?.info({ redis: options.name }, 'redis connection back')
+  })
+  return redis
 }

@@ -5,6 +5,7 @@
 import { Queue } from 'bullmq'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config/index.ts'
+import type { Logger } from '../core/logger.ts'
 import { createRedis } from '../core/redis.ts'
 import { CHANNELS, bullPrefix, queueName } from './campaign.ts'
 import type { CampaignJobData, Channel } from './campaign.ts'
@@ -32,8 +33,8 @@ export interface CampaignQueues {
  * One `Queue` per channel on `queueName(channel)` under `bullPrefix(prefix)`, sharing one
  * connection (BullMQ leaves a connection it was given open; `close` ends it).
  */
-export function campaignQueues (config: Pick<Config, 'redis'>): CampaignQueues {
-  const connection: Redis = createRedis({ url: config.redis.url })
+export function campaignQueues (config: Pick<Config, 'redis'>, logger?: Logger): CampaignQueues {
+  const connection: Redis = createRedis({ url: config.redis.url, name: 'campaign-queues', ...(logger === undefined ? {} : { logger }) })
   const prefix = bullPrefix(config.redis.prefix)
   const queues = Object.fromEntries(CHANNELS.map(channel => [channel, new Queue<CampaignJobData>(queueName(channel), { connection, prefix })])) as Record<Channel, CampaignQueue>
   let closing: Promise<void> | undefined

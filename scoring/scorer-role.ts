@@ -58,8 +58,8 @@ export async function runScorer (options: RunScorerOptions): Promise<ScorerRunSu
 
   // Request/response commands fail fast when Redis is down, so the batch retries and the role
   // reports not ready instead of hanging; the queues' own connection waits through reconnects.
-  const storeRedis = createRedis({ url: config.redis.url, maxRetriesPerRequest: 2 })
-  const campaign = campaignQueues(config)
+  const storeRedis = createRedis({ url: config.redis.url, maxRetriesPerRequest: 2, logger, name: 'online-store' })
+  const campaign = campaignQueues(config, logger)
   const models = new ModelHolder({ registry: new ModelRegistry(config.model.dir), name: config.serving.modelName, pollMs: config.serving.modelPollMs, logger, expectedFeatureHash: lakehouseFeatureHash() })
   const service = new ScorerService({
     kafka,

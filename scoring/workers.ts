@@ -73,7 +73,7 @@ export class CampaignWorkers {
   async start (): Promise<void> {
     if (this.#connection !== undefined) return
     const { config, concurrency = 8 } = this.#options
-    const connection = createRedis({ url: config.redis.url })
+    const connection = createRedis({ url: config.redis.url, logger: this.#logger, name: 'campaign-workers' })
     this.#connection = connection
     const optOuts = new OptOutList({ redis: connection, prefix: config.redis.prefix })
     for (const channel of CHANNELS) {

@@ -34,7 +34,7 @@ export async function serve (options: ServeOptions): Promise<void> {
   // the check instead of queueing the PING behind reconnects.
   const probe = createRedis({ url: config.redis.url, maxRetriesPerRequest: 1, connectTimeoutMs: 1000 })
   probe.on('error', (error: unknown) => { logger.debug({ err: error }, 'redis probe connection error') })
-  const queues = campaignQueues(config)
+  const queues = campaignQueues(config, logger)
   const app = await buildApp({ logger, checks: { redis: redisCheck(probe), ...options.checks }, queues: Object.values(queues.queues) })
   try {
     await app.listen({ host: config.http.host, port: config.http.port })

@@ -7,115 +7,37 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { Config } from '../../../config/index.ts'
 import { createRedis } from '../../../core/redis.ts'
-import { DAY_MS, DAYS_SINCE_LAST_ACTIVITY } from '../../../lakehouse/features.ts'
-import { AvroCodec, avroType, latestSchema } from '../../../schemas/index.ts'
-import { encodeFramed } from '../../../schemas/codec.ts'
-import { registerDerivedSchemas } from '../../../schemas/register.ts'
-import { createSchemaRegistry } from '../../../schemas/registry.ts'
 import type { ChurnRiskEvent, FeatureChange } from '../../../schemas/types.generated.ts'
-import { campaignQueues } from '../../../scoring/queues.ts'
-import type { QueueCounts } from '../../../scoring/queues.ts'
 import { runScorer } from '../../../scoring/scorer-role.ts'
 import { OnlineStore } from '../../../scoring/store.ts'
 import { createKafka } from '../../../streams/kafka.ts'
-import { ensureProjectTopics } from '../../../streams/topics.ts'
-import { fitWith } from '../../../training/engines.ts'
-import { ChurnModel } from '../../../training/model.ts'
-import { runTraining } from '../../../training/pipeline.ts'
-import { ModelRegistry } from '../../../training/registry.ts'
-import { lakehouseFeatureHash } from '../../../training/sets.ts'
-import { syntheticTrainingSet } from '../../../training/synthetic.ts'
 import { isolatedConfig, logger } from '../../helpers/context.ts'
+import { featureChange, jobCount, produceChanges as produce, riskEvents as readRiskEvents, scoringFixture } from '../../helpers/scoring.ts'
+import type { ScoringFixture } from '../../helpers/scoring.ts'
 import { readTopic } from '../../helpers/topics.ts'
 
 let config: Config
 let cleanup: () => Promise<void>
-/** Named features of the least and the most at-risk training rows. */
-let healthy: Record<string, number | null>
-let degraded: Record<string, number | null>
-let changelogId: number
+let fixture: ScoringFixture
 
-async function produceChanges (changes: FeatureChange[], raw: Buffer[] = []): Promise<void> {
-  const type = avroType((await latestSchema('feature-changelog')).schema)
-  const producer = createKafka({ brokers: config.kafka.brokers, clientId: 'test-changelog', logger }).producer()
-  await producer.connect()
-  await producer.send({
-    topic: config.topics.features,
-    acks: -1,
-    messages: [...changes.map(c => ({ key: c.subscriberId, value: encodeFramed(changelogId, type, c) })), ...raw.map(value => ({ key: 'POISON', value }))]
-  })
-  await producer.disconnect()
-}
-
-function change (subscriberId: string, version: number, named: Record<string, number | null>, hash = lakehouseFeatureHash()): FeatureChange {
-  const features = { ...named }
-  const days = features[DAYS_SINCE_LAST_ACTIVITY] ?? 0
-  delete features[DAYS_SINCE_LAST_ACTIVITY]
-  const featureTime = Date.now() - days * DAY_MS
-  return { subscriberId, version, featureTime, firstEventTime: featureTime - 20 * DAY_MS, updatedAt: Date.now(), features: features as unknown as FeatureChange['features'], featureHash: hash }
-}
-
-async function riskEvents (): Promise<ChurnRiskEvent[]> {
-  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'test-risk-reader', logger })
-  const codec = new AvroCodec({ registryUrl: config.registry.url })
-  const reader = avroType((await latestSchema('churn-risk')).schema)
-  const messages = await readTopic(kafka, config.topics.churnRisk)
-  await codec.loadWriters(messages.map(m => (m.value as Buffer).readInt32BE(1)))
-  return messages.map(m => codec.decode<ChurnRiskEvent>(m.value, reader).value)
-}
-
-async function crmJobs (): Promise<number> {
-  const campaign = campaignQueues(config)
-  try {
-    const crm: QueueCounts = (await campaign.counts()).crm
-    return crm.waiting + crm.active + crm.delayed + crm.completed + crm.failed
-  } finally {
-    await campaign.close()
-  }
-}
+const produceChanges = async (changes: FeatureChange[], poison: Buffer[] = []): Promise<void> => { await produce(config, fixture.changelogId, changes, poison) }
+const riskEvents = async (): Promise<ChurnRiskEvent[]> => await readRiskEvents(config)
+const crmJobs = async (): Promise<number> => await jobCount(config, 'crm')
 
 describe('scorer', () => {
   before(async () => {
     ({ config, cleanup } = await isolatedConfig({ MODEL_POLL_MS: '200' }))
-    const set = await syntheticTrainingSet({ subscribers: 1500 })
-    const registry = new ModelRegistry(config.model.dir)
-    const outcome = await runTraining(set, {
-      name: config.serving.modelName,
-      registry,
-      train: { engine: 'forest', fit: fitWith('forest'), forest: { nEstimators: 60, seed: 3 }, folds: 0, tiers: config.risk },
-      gate: config.model.gate,
-      logger
-    })
-    assert.ok(outcome.promoted, outcome.decision.reason)
-    const model = new ChurnModel(outcome.artifact)
-    const columns = set.schema.names.length
-    const imputed = Float64Array.from(set.x)
-    for (let r = 0; r < set.rows; r++) model.vector(imputed.subarray(r * columns, (r + 1) * columns), imputed.subarray(r * columns, (r + 1) * columns))
-    const scores = model.predictBatch(imputed, set.rows)
-    let low = 0
-    let high = 0
-    for (let r = 0; r < set.rows; r++) {
-      if ((scores[r] as number) < (scores[low] as number)) low = r
-      if ((scores[r] as number) > (scores[high] as number)) high = r
-    }
-    assert.ok((scores[high] as number) >= config.risk.high && (scores[low] as number) < config.risk.medium, `the model separates: ${scores[low]} .. ${scores[high]}`)
-    const named = (r: number): Record<string, number | null> => Object.fromEntries(set.schema.names.map((n, c) => { const v = set.x[r * columns + c] as number; return [n, Number.isNaN(v) ? null : v] }))
-    healthy = named(low)
-    degraded = named(high)
-    const schemaRegistry = createSchemaRegistry({ url: config.registry.url })
-    const derived = await registerDerivedSchemas({ registry: schemaRegistry, url: config.registry.url, topics: config.topics })
-    changelogId = derived.find(d => d.name === 'feature-changelog')?.latestId ?? -1
-    await ensureProjectTopics(createKafka({ brokers: config.kafka.brokers, clientId: 'test-topics', logger }), config.topics)
+    fixture = await scoringFixture(config)
   })
   after(async () => { await cleanup() })
 
   it('turns a degrading subscriber into one high-tier event and one CRM job; the same update twice adds nothing', async () => {
-    await produceChanges([change('SUB-A', 1, healthy)])
+    await produceChanges([featureChange('SUB-A', 1, fixture.healthy)])
     let summary = await runScorer({ config, logger, untilCaughtUp: true })
     assert.equal(summary.scored, 1)
     assert.deepEqual(summary.events, { low: 0, medium: 0, high: 0 }, 'a healthy first score is recorded, not announced')
 
-    await produceChanges([change('SUB-A', 2, degraded)])
+    await produceChanges([featureChange('SUB-A', 2, fixture.degraded)])
     summary = await runScorer({ config, logger, untilCaughtUp: true })
     assert.equal(summary.events.high, 1)
     assert.equal(summary.jobs.added, 1)
@@ -132,7 +54,7 @@ describe('scorer', () => {
     assert.equal(await crmJobs(), 1)
 
     // The same feature update delivered again, and a newer one that changes nothing that matters.
-    await produceChanges([change('SUB-A', 2, degraded), change('SUB-A', 3, degraded)])
+    await produceChanges([featureChange('SUB-A', 2, fixture.degraded), featureChange('SUB-A', 3, fixture.degraded)])
     summary = await runScorer({ config, logger, untilCaughtUp: true })
     assert.deepEqual(summary.events, { low: 0, medium: 0, high: 0 })
     events = await riskEvents()
@@ -146,7 +68,7 @@ describe('scorer', () => {
     assert.equal(entry?.tier, 'high')
 
     // Back to healthy: a tier change (high -> low) is announced, and low triggers no channel.
-    await produceChanges([change('SUB-A', 4, healthy)])
+    await produceChanges([featureChange('SUB-A', 4, fixture.healthy)])
     summary = await runScorer({ config, logger, untilCaughtUp: true })
     assert.equal(summary.events.low, 1)
     events = await riskEvents()
@@ -155,7 +77,7 @@ describe('scorer', () => {
   })
 
   it('does not score features of another definition, and dead-letters what does not decode', async () => {
-    await produceChanges([change('SUB-B', 1, degraded, 'sha256:another-definition')], [Buffer.from('not avro at all')])
+    await produceChanges([featureChange('SUB-B', 1, fixture.degraded, 'sha256:another-definition')], [Buffer.from('not avro at all')])
     const summary = await runScorer({ config, logger, untilCaughtUp: true })
     assert.equal(summary.hashMismatch, 1)
     assert.equal(summary.deadLettered, 1)
