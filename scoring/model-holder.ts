@@ -87,6 +87,11 @@ export class ModelHolder {
     }
     if (version === this.#seen) return
     this.#seen = version
+    if (version === this.#model?.version) {
+      // Back to the version already serving (a rollback past a refused one): nothing to load.
+      this.#problem = undefined
+      return
+    }
     let model: ChurnModel
     try {
       model = new ChurnModel(await registry.load(name, version))
