@@ -98,6 +98,7 @@ function build (values: Values) {
       }
     },
     http: { host: values.HTTP_HOST, port: values.HTTP_PORT },
+    api: { keys: values.API_KEYS ?? [], rateLimitPerMinute: values.API_RATE_LIMIT_PER_MINUTE, maxBatch: values.API_MAX_BATCH, bodyLimitBytes: values.API_BODY_LIMIT_BYTES },
     topics: {
       billing: values.TOPIC_BILLING,
       network: values.TOPIC_NETWORK,

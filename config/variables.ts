@@ -4,7 +4,7 @@
  * inferred from it, and the README's configuration table is generated from it (a unit test keeps
  * the README current).
  */
-import { decimal, filePath, heapSize, hostPortList, integer, oneOf, port, text, topicName, url } from './parsers.ts'
+import { decimal, filePath, heapSize, hostPortList, integer, list, oneOf, port, text, topicName, url } from './parsers.ts'
 import type { Parser } from './parsers.ts'
 
 export interface Variable<T> {
@@ -55,6 +55,10 @@ export const VARIABLES = {
   OUTBOX_DIR: variable({ doc: 'Where the outbox adapter records, one JSON line per job, what a channel would have sent.', default: 'data/outbox', parse: filePath }),
   HTTP_HOST: variable({ doc: 'Address the HTTP API listens on.', default: '127.0.0.1', parse: text({ pattern: /^[A-Za-z0-9.:-]{1,255}$/, expected: 'a host name or IP address' }) }),
   HTTP_PORT: variable({ doc: 'Port the HTTP API listens on.', default: '8080', parse: port }),
+  API_KEYS: variable({ doc: 'Comma-separated API keys (16+ characters each) accepted in the `x-api-key` header or as `Authorization: Bearer <key>`; every route but health, readiness and metrics needs one. Unset: the API refuses every keyed route (503), never serves it open.', default: undefined, parse: list(text({ pattern: /^[\x21-\x7e]{16,200}$/, expected: '16-200 printable characters without spaces' })), secret: true }),
+  API_RATE_LIMIT_PER_MINUTE: variable({ doc: 'Requests per minute each API key may make (429 beyond it).', default: '6000', parse: integer(1, 10_000_000) }),
+  API_MAX_BATCH: variable({ doc: 'Most instances or profiles in one prediction request.', default: '1000', parse: integer(1, 100_000) }),
+  API_BODY_LIMIT_BYTES: variable({ doc: 'Largest request body the API reads (413 beyond it).', default: '1048576', parse: integer(1024, 1_073_741_824) }),
   MLFLOW_TRACKING_URI: variable({ doc: 'MLflow tracking server each training run is also logged to (params, metrics, the model artifact) through its REST API; unset, runs are recorded locally only. The local stack serves one on STACK_MLFLOW_PORT. user:password in it is sent as basic auth.', default: undefined, parse: url(['http:', 'https:']), secret: true }),
   MLFLOW_EXPERIMENT: variable({ doc: 'MLflow experiment the training runs are logged under; created on first use.', default: 'churn-scorer', parse: text({ pattern: /^.{1,500}$/, expected: '1-500 characters on one line' }) }),
   TOPIC_BILLING: variable({ doc: 'Billing (BSS) events topic.', default: 'telco.billing.events', parse: topicName }),

@@ -10,13 +10,25 @@ import type { Queue } from 'bullmq'
 import { fastify } from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { describeError } from '../../core/errors.ts'
+import type { Registry } from 'prom-client'
+import type { Config } from '../../config/index.ts'
 import type { Logger } from '../../core/logger.ts'
+import type { ModelHolder } from '../model-holder.ts'
+import type { OnlineStore } from '../store.ts'
 
 /** Resolves when a dependency answers; rejects (or outlasts the timeout) when it does not. */
 export type ReadinessCheck = () => Promise<void>
 
 export interface AppDeps {
   logger: Logger
+  /** API settings (keys, rate limit, batch and body limits), the risk tiers, the served model's name. */
+  config?: Pick<Config, 'api' | 'risk' | 'serving'>
+  /** The serving model, kept current by its holder (a promoted version is picked up without a restart). */
+  models?: ModelHolder
+  /** Online features and latest scores by subscriber (the scorer keeps them). */
+  store?: OnlineStore
+  /** The process's Prometheus registry, served at /metrics; the roles in the process register on it. */
+  metrics?: Registry
   /** What `/api/v1/ready` checks, by name (for now `redis`). */
   checks: Readonly<Record<string, ReadinessCheck>>
   /** The queues `/queues` shows (the campaign queues). */
