@@ -7,15 +7,21 @@
  *   1. decode (undecodable records to the changelog's dead-letter topic), newest version per
  *      subscriber; records with a bad subscriber id or another feature definition are counted
  *      and not scored;
- *   2. read each subscriber's stored version and last event; drop versions already held;
+ *   2. read each subscriber's stored version, last announced tier and pending event; drop
+ *      versions already held;
  *   3. score the rest in one batch, tier with hysteresis, decide which deserve an event;
- *   4. publish those events (acks from all replicas) and enqueue their campaign jobs;
- *   5. write the store (only where the version is newer), then commit the offsets.
- * A crash anywhere before 5 replays the batch: the same events go out again (their eventId says
- * so) and the jobs are refused as duplicates, so every tier change reaches the topic at least once
- * and no subscriber gets a second job. A crash after 5 replays nothing the store does not already
- * hold. Redis or Kafka failing in 2-5 pauses the partition: the batch is retried with backoff
- * (heartbeating) and the scorer reports itself not ready until it goes through.
+ *   4. record those events as pending in the store, publish them (acks from all replicas) and
+ *      enqueue their campaign jobs;
+ *   5. write the store (only where the version is newer; this settles the pending events), then
+ *      commit the offsets.
+ * A crash anywhere before 5 replays from the committed offsets, and the replay may see newer
+ * records than the batch that died. So it does not trust the store's announced tier alone: it
+ * takes the pending events as announced, publishes them again (same eventId) and re-adds their
+ * jobs (refused as duplicates), and only then compares the newest features with them. Every tier
+ * change therefore reaches the topic at least once, the topic's last event per subscriber is
+ * right, and no subscriber gets a second job. A crash after 5 replays nothing the store does not
+ * already hold. Redis or Kafka failing in 2-5 pauses the partition: the batch is retried with
+ * backoff (heartbeating) and the scorer reports itself not ready until it goes through.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Type } from 'avsc'
@@ -92,6 +98,8 @@ export interface ScorerStats {
   invalid: number
   deadLettered: number
   events: { low: number, medium: number, high: number }
+  /** Events of a batch that did not finish (a crash), published again: same ids, so harmless downstream. */
+  republished: number
   jobs: { added: number, deduplicated: number }
   /** Consecutive failed attempts of the current batch (0 when healthy). */
   failing: number
@@ -117,7 +125,7 @@ export class ScorerService {
   #running = false
   #stopping = false
   readonly #stats: ScorerStats = {
-    batches: 0, records: 0, scored: 0, older: 0, hashMismatch: 0, invalid: 0, deadLettered: 0, events: { low: 0, medium: 0, high: 0 }, jobs: { added: 0, deduplicated: 0 }, failing: 0, lastError: undefined
+    batches: 0, records: 0, scored: 0, older: 0, hashMismatch: 0, invalid: 0, deadLettered: 0, events: { low: 0, medium: 0, high: 0 }, republished: 0, jobs: { added: 0, deduplicated: 0 }, failing: 0, lastError: undefined
   }
 
   constructor (options: ScorerOptions) {
@@ -203,13 +211,17 @@ export class ScorerService {
     let events = 0
     try {
       for await (const page of this.#options.store.scan(pageSize)) {
-        const fresh = page.map(entry => ({
+        const states: StoredState[] = page.map(entry => ({ version: entry.version, tier: entry.tier, emittedProbability: entry.emittedProbability, pending: entry.pending ?? null }))
+        const replayed = settlePending(states)
+        const fresh = page.map((entry, i) => ({
           update: { change: { subscriberId: entry.subscriberId, version: entry.version, featureTime: entry.featureTime, firstEventTime: entry.featureTime, updatedAt: entry.updatedAt, features: entry.features as unknown as FeatureChange['features'], featureHash: model.featureHash } },
-          state: { version: entry.version, tier: entry.tier, emittedProbability: entry.emittedProbability }
+          state: states[i] as StoredState
         }))
         const scored = this.#score(model, fresh, this.#now())
+        await this.#options.store.markPending(scored.events)
+        await this.#publish(replayed, true)
         await this.#publish(scored.events)
-        await this.#enqueue(scored.events)
+        await this.#enqueue([...replayed, ...scored.events])
         await this.#options.store.write(scored.entries, 'same')
         subscribers += page.length
         events += scored.events.length
@@ -322,9 +334,10 @@ export class ScorerService {
       this.#logger.error({ topic, partition, offset: messages[0]?.offset, model: model.name, version: model.version, modelFeatureHash: model.featureHash }, 'changelog records computed under another feature definition than the model: not scored (retrain, or deploy matching ingest)')
     }
 
-    // 2. What the store holds.
+    // 2. What the store holds; events of an unfinished batch count as announced and go out again.
     const updates = [...newest.values()]
     const states = await store.states(updates.map(u => u.change.subscriberId))
+    const replayed = settlePending(states)
     const fresh: Array<{ update: Update, state: StoredState | null }> = []
     let older = 0
     for (const [i, update] of updates.entries()) {
@@ -337,9 +350,11 @@ export class ScorerService {
     const now = this.#now()
     const scored = this.#score(model, fresh, now)
 
-    // 4. Publish and enqueue.
+    // 4. Record the new events as pending, then publish and enqueue (the replayed ones first).
+    await store.markPending(scored.events)
+    await this.#publish(replayed, true)
     await this.#publish(scored.events)
-    await this.#enqueue(scored.events)
+    await this.#enqueue([...replayed, ...scored.events])
 
     // 5. The store, then (by the caller) the offsets.
     await store.write(scored.entries)
@@ -429,7 +444,8 @@ export class ScorerService {
     return { entries, events }
   }
 
-  async #publish (events: readonly ChurnRiskEvent[]): Promise<void> {
+  /** Publishes events; `replayed` ones (of an unfinished batch) are counted apart. */
+  async #publish (events: readonly ChurnRiskEvent[], replayed = false): Promise<void> {
     if (events.length === 0) return
     const { topics, riskSchemaId } = this.#options
     try {
@@ -440,6 +456,10 @@ export class ScorerService {
       })
     } catch (error) {
       throw new ScoringError('CHURN_SCORE_PUBLISH_FAILED', `could not publish ${events.length} churn-risk event(s): ${describeError(error)}`, { cause: error, retriable: true })
+    }
+    if (replayed) {
+      this.#stats.republished += events.length
+      return
     }
     for (const e of events) {
       this.#stats.events[e.tier]++
@@ -490,4 +510,21 @@ export class ScorerService {
     }
     this.#options.onDrift?.(report)
   }
+}
+
+/**
+ * Takes the pending events out of `states` (to publish again) and makes each of those states
+ * read as if its event was announced: the replay compares with what the topic already says.
+ */
+function settlePending (states: ReadonlyArray<StoredState | null>): ChurnRiskEvent[] {
+  const replayed: ChurnRiskEvent[] = []
+  for (const state of states) {
+    const pending = state?.pending
+    if (state === null || state === undefined || pending === null || pending === undefined) continue
+    replayed.push(pending)
+    state.tier = pending.tier
+    state.emittedProbability = pending.probability
+    state.pending = null
+  }
+  return replayed
 }

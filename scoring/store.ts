@@ -8,6 +8,7 @@
  * Subscriber ids reach Redis keys only after `checkSubscriberId`.
  */
 import type { Redis } from 'ioredis'
+import type { ChurnRiskEvent } from '../schemas/types.generated.ts'
 import type { RiskTier } from './tiers.ts'
 import { TIERS } from './tiers.ts'
 import { ScoringError } from './errors.ts'
@@ -37,20 +38,26 @@ export interface OnlineEntry {
   /** Tier and probability of the last churn-risk event; tier 'low' with no event yet. */
   tier: RiskTier
   emittedProbability: number | null
+  /** An event decided and maybe published, whose batch did not finish (see {@link OnlineStore.markPending}). */
+  pending?: ChurnRiskEvent | null
 }
 
 /** What the scorer needs to know about a subscriber before scoring an update. */
 export interface StoredState {
+  /** The stored feature version; 0 when only a pending event is stored. */
   version: number
   tier: RiskTier
   emittedProbability: number | null
+  pending: ChurnRiskEvent | null
 }
 
-const FIELDS = ['v', 'tier', 'ep'] as const
+const FIELDS = ['v', 'tier', 'ep', 'pe'] as const
 
 // KEYS[1] the hash; ARGV[1] mode ('newer': write only if ARGV[2] > stored version; 'same': only
 // if equal, for a rescore that must not overwrite a newer update), ARGV[2] version, then field/value pairs.
+// The pending event is settled either way: this batch republished it or announced past it.
 const WRITE_SCRIPT = `
+redis.call('HDEL', KEYS[1], 'pe')
 local stored = tonumber(redis.call('HGET', KEYS[1], 'v'))
 local v = tonumber(ARGV[2])
 if ARGV[1] == 'newer' and stored ~= nil and stored >= v then return 0 end
@@ -83,10 +90,30 @@ export class OnlineStore {
     const results = await pipeline.exec()
     return (results ?? []).map(([error, value]) => {
       if (error !== null) throw error
-      const [v, tier, ep] = value as Array<string | null>
-      if (v === null || v === undefined) return null
-      return { version: Number(v), tier: TIERS.includes(tier as RiskTier) ? tier as RiskTier : 'low', emittedProbability: ep === null || ep === undefined || ep === '' ? null : Number(ep) }
+      const [v, tier, ep, pe] = value as Array<string | null>
+      const pending = pe === null || pe === undefined ? null : JSON.parse(pe) as ChurnRiskEvent
+      if ((v === null || v === undefined) && pending === null) return null
+      return {
+        version: v === null || v === undefined ? 0 : Number(v),
+        tier: TIERS.includes(tier as RiskTier) ? tier as RiskTier : 'low',
+        emittedProbability: ep === null || ep === undefined || ep === '' ? null : Number(ep),
+        pending
+      }
     })
+  }
+
+  /**
+   * Records events about to be published, before they are: if the batch dies between publishing
+   * and {@link write}, the replay finds them here, publishes them again (same event ids, same job
+   * ids: idempotent downstream) and compares the replayed features with what was announced, not
+   * with what the store held before. Without this, a replay whose newest version falls back to the
+   * old tier would leave the topic's last word on that subscriber wrong.
+   */
+  async markPending (events: readonly ChurnRiskEvent[]): Promise<void> {
+    if (events.length === 0) return
+    const pipeline = this.#redis.pipeline()
+    for (const e of events) pipeline.hset(this.key(e.subscriberId), 'pe', JSON.stringify(e))
+    for (const [error] of await pipeline.exec() ?? []) if (error !== null) throw error
   }
 
   /**
@@ -154,6 +181,7 @@ function parseEntry (subscriberId: string, hash: Record<string, string>): Online
     scoredAt: Number(hash.sa),
     modelVersion: Number(hash.mv),
     tier: TIERS.includes(hash.tier as RiskTier) ? hash.tier as RiskTier : 'low',
-    emittedProbability: hash.ep === undefined || hash.ep === '' ? null : Number(hash.ep)
+    emittedProbability: hash.ep === undefined || hash.ep === '' ? null : Number(hash.ep),
+    pending: hash.pe === undefined ? null : JSON.parse(hash.pe) as ChurnRiskEvent
   }
 }
