@@ -7,7 +7,8 @@
  * `state.ts`) and is applied only after its transaction commits.
  *
  * One process opens the file (DuckDB allows one writer, and other processes cannot even read it
- * meanwhile); see DESIGN.md. All statements run on one connection, one at a time.
+ * meanwhile); see DESIGN.md. All writes run on one connection, one at a time; the quality report
+ * reads on a second one.
  */
 import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
@@ -149,6 +150,8 @@ function numOrNull (value: unknown): number | null {
 export class Lakehouse {
   readonly #instance: DuckDBInstance
   readonly #connection: DuckDBConnection
+  /** A second connection for reports while batches land (opened on first use). */
+  #reader: DuckDBConnection | undefined
   readonly #tables: ReadonlyMap<SourceStream, SourceTable>
   readonly #gateSql: ReadonlyMap<SourceStream, string>
   /** Column types of each Bronze table, in column order, for its data chunks. */
@@ -665,8 +668,23 @@ export class Lakehouse {
   }
 
   /** The data-quality report (the reference's `/api/v1/analytics/quality`, extended). */
+  /**
+   * The data-quality report. It reads on a connection of its own inside one transaction: a
+   * consistent snapshot of committed batches, never a query interleaved with (or inside) the
+   * transaction of a batch being landed on the main connection.
+   */
   async qualityReport (): Promise<QualityReport> {
-    const c = this.#connection
+    this.#reader ??= await this.#instance.connect()
+    const c = this.#reader
+    await c.run('BEGIN TRANSACTION')
+    try {
+      return await this.#qualityReport(c)
+    } finally {
+      await c.run('COMMIT')
+    }
+  }
+
+  async #qualityReport (c: DuckDBConnection): Promise<QualityReport> {
     const sources = [...this.#tables.values()]
     const bronzeUnion = sources.map(t => `SELECT '${t.stream}' AS source, quality_score FROM ${t.bronze}`).join(' UNION ALL ')
     const [scores] = (await c.runAndReadAll(`SELECT count(*), avg(quality_score),
@@ -746,6 +764,7 @@ export class Lakehouse {
   close (): void {
     if (this.#closed) return
     this.#closed = true
+    this.#reader?.closeSync()
     this.#connection.closeSync()
     this.#instance.closeSync()
   }

@@ -36,6 +36,7 @@ import type { AvroCodec } from '../schemas/codec.ts'
 import type { ChurnRiskEvent, FeatureChange } from '../schemas/types.generated.ts'
 import { POISON_CODES, deadLetterHeaders } from '../streams/ingest.ts'
 import { consumerGroupLag } from '../streams/lag.ts'
+import { CachedKeyPartitioner } from '../streams/partitioner.ts'
 import type { ChurnModel } from '../training/model.ts'
 import type { CampaignJobData, CampaignSettings, Channel } from './campaign.ts'
 import { CAMPAIGN_JOB, TIER_CHANNELS, campaignJobOptions } from './campaign.ts'
@@ -172,7 +173,7 @@ export class ScorerService {
       await sleep(Math.min(5000, 500), undefined, { signal }).catch(() => {})
       await models.refresh()
     }
-    this.#producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
+    this.#producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: CachedKeyPartitioner })
     const sessionTimeout = this.#options.sessionTimeoutMs ?? 30_000
     this.#consumer = kafka.consumer({ groupId, sessionTimeout, heartbeatInterval: Math.min(3000, Math.floor(sessionTimeout / 3)), maxWaitTimeInMs: 100, allowAutoTopicCreation: false })
     await this.#producer.connect()
@@ -181,7 +182,9 @@ export class ScorerService {
       this.#logger.error({ err: event.payload.error, restart: event.payload.restart }, 'consumer crashed')
     })
     await this.#consumer.subscribe({ topics: [topics.features], fromBeginning: true })
-    await this.#consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: async payload => { await this.#onBatch(payload) } })
+    // Partitions in parallel: a batch is mostly Redis and Kafka round trips, and ordering only
+    // matters within a partition (one subscriber's records never leave theirs).
+    await this.#consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: Math.min(4, topics.partitions), eachBatch: async payload => { await this.#onBatch(payload) } })
     this.#running = true
     const every = this.#options.driftEveryMs ?? 10_000
     this.#driftTimer = setInterval(() => { this.#reportDrift() }, every)
@@ -203,7 +206,7 @@ export class ScorerService {
     let producer = this.#producer
     const own = producer === undefined
     if (producer === undefined) {
-      producer = this.#options.kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
+      producer = this.#options.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: CachedKeyPartitioner })
       await producer.connect()
       this.#producer = producer
     }

@@ -5,6 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../config/index.ts'
+import { describeError } from '../core/errors.ts'
 import type { Logger } from '../core/logger.ts'
 import { Lakehouse } from '../lakehouse/lakehouse.ts'
 import type { BatchResult } from '../lakehouse/lakehouse.ts'
@@ -15,6 +16,8 @@ import { IngestService } from './ingest.ts'
 import type { IngestStats } from './ingest.ts'
 import { createKafka } from './kafka.ts'
 import { ensureProjectTopics, sourceTopics } from './topics.ts'
+import { QualityPublisher } from './quality-publisher.ts'
+import type { QualityPublisherOptions } from './quality-publisher.ts'
 
 export interface RunIngestOptions {
   config: Config
@@ -26,6 +29,12 @@ export interface RunIngestOptions {
   onBatch?: (result: BatchResult, stats: IngestStats) => void
   /** How often the role logs its progress. @defaultValue 10000 */
   progressEveryMs?: number
+  /**
+   * Publish the data-quality report to Redis (`<prefix>:quality`) for the HTTP API, which cannot
+   * open the lakehouse: at start, after batches at most every `everyMs`, and at stop. Without
+   * it nothing is published.
+   */
+  publishQuality?: QualityPublisherOptions
 }
 
 export interface IngestRunSummary extends IngestStats {
@@ -58,12 +67,21 @@ export async function runIngest (options: RunIngestOptions): Promise<IngestRunSu
     ...(options.onBatch === undefined ? {} : { onBatch: options.onBatch })
   })
   let lag = -1
+  const quality = options.publishQuality === undefined ? undefined : new QualityPublisher(options.publishQuality)
+  const publishQuality = async (): Promise<void> => {
+    await quality?.publish(service.stats.batches, async () => await lakehouse.qualityReport(), error => {
+      logger.warn({ err: error }, `data-quality report not published to Redis: ${describeError(error)}`)
+    })
+  }
   try {
+    // The report reads on its own DuckDB connection, a snapshot of committed batches.
+    await publishQuality()
     await service.start()
     const every = options.progressEveryMs ?? 10_000
     let lastLog = Date.now()
     while (options.signal?.aborted !== true) {
       await sleep(options.untilCaughtUp === true ? 200 : 1000, undefined, { signal: options.signal }).catch(() => {})
+      if (quality?.due(service.stats.batches) === true) await publishQuality()
       if (Date.now() - lastLog >= every) {
         lastLog = Date.now()
         logger.info({ ...service.stats, lag: await service.lag().catch(() => -1) }, 'ingest progress')
@@ -72,6 +90,7 @@ export async function runIngest (options: RunIngestOptions): Promise<IngestRunSu
     }
   } finally {
     await service.stop()
+    if (quality !== undefined) await publishQuality()
     lag = await lagAfterStop(kafka, config, lakehouse).catch(() => -1)
     lakehouse.close()
   }

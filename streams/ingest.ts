@@ -184,9 +184,7 @@ export class IngestService {
     await admin.connect()
     this.#consumer.on(this.#consumer.events.GROUP_JOIN, event => {
       // Batches wait for the seek, so nothing fetched from Kafka's committed offsets slips in.
-      this.#seeking = this.#seekAssigned(admin, event.payload.memberAssignment).catch((error: unknown) => {
-        this.#logger.error({ err: error }, 'could not seek the assigned partitions to the lakehouse offsets')
-      })
+      this.#seeking = this.#seekAssignedWithRetry(admin, event.payload.memberAssignment)
     })
     this.#consumer.on(this.#consumer.events.CRASH, event => {
       this.#logger.error({ err: event.payload.error, restart: event.payload.restart }, 'consumer crashed')
@@ -201,6 +199,26 @@ export class IngestService {
     this.#timer = setInterval(() => { this.#maybeFlush(false) }, Math.max(10, Math.floor(this.#options.maxBatchWaitMs / 4)))
     this.#timer.unref()
     this.#logger.info({ groupId, topics: [...this.#streamOf.keys()], dlq: [...this.#streamOf.keys()].map(t => topics.deadLetter(t)) }, 'ingest started')
+  }
+
+  /**
+   * Seeks with retries: right after topics are created their leaders may not be elected yet
+   * (NOT_LEADER_OR_FOLLOWER). Without the seek the offset filter still keeps the lakehouse exact,
+   * but a first consumption would start from Kafka's committed offsets instead of the stored ones.
+   */
+  async #seekAssignedWithRetry (admin: ReturnType<Kafka['admin']>, assignment: Record<string, number[]>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#seekAssigned(admin, assignment)
+        return
+      } catch (error) {
+        if (attempt >= 8 || this.#stopping) {
+          this.#logger.error({ err: error, attempts: attempt + 1 }, 'could not seek the assigned partitions to the lakehouse offsets')
+          return
+        }
+        await sleep(100 * 2 ** attempt)
+      }
+    }
   }
 
   async #seekAssigned (admin: ReturnType<Kafka['admin']>, assignment: Record<string, number[]>): Promise<void> {

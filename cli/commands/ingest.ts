@@ -1,3 +1,4 @@
+import { createRedis } from '../../core/redis.ts'
 import { runIngest } from '../../streams/ingest-role.ts'
 import { parseOptions, untilInterrupted } from '../options.ts'
 import { renderTable } from '../table.ts'
@@ -9,7 +10,17 @@ export const ingestCommand: Command = {
   usage: 'ingest [--until-caught-up]',
   run: async (args, context) => {
     const { values } = parseOptions({ args: [...args], options: { 'until-caught-up': { type: 'boolean' } } })
-    const summary = await untilInterrupted(async signal => await runIngest({ config: context.config, logger: context.logger, untilCaughtUp: values['until-caught-up'] === true, signal }))
+    // The data-quality report goes to Redis for the HTTP role, which cannot open the lakehouse.
+    const redis = createRedis({ url: context.config.redis.url, maxRetriesPerRequest: 1, logger: context.logger, name: 'quality-publisher' })
+    let summary
+    try {
+      summary = await untilInterrupted(async signal => await runIngest({
+        config: context.config, logger: context.logger, untilCaughtUp: values['until-caught-up'] === true, signal,
+        publishQuality: { redis, prefix: context.config.redis.prefix }
+      }))
+    } finally {
+      redis.disconnect()
+    }
     context.out.write(renderTable(['batches', 'messages', 'bronze', 'silver', 'quarantined', 'dead-lettered', 'changelog', 'lag', 'seconds'], [[
       String(summary.batches), String(summary.messages), String(summary.bronze), String(summary.silver), String(summary.quarantined),
       String(summary.deadLettered), String(summary.changelogPublished), String(summary.lag), (summary.ms / 1000).toFixed(1)
