@@ -7,8 +7,10 @@
  * job, decide how fast they drain).
  */
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Registry } from 'prom-client'
 import type { Config } from '../config/index.ts'
 import { describeError } from '../core/errors.ts'
+import { createRedis } from '../core/redis.ts'
 import type { Logger } from '../core/logger.ts'
 import type { ScorerRunSummary } from '../scoring/scorer-role.ts'
 import { runScorer } from '../scoring/scorer-role.ts'
@@ -16,9 +18,11 @@ import type { ScorerService } from '../scoring/scorer.ts'
 import { campaignQueues } from '../scoring/queues.ts'
 import type { QueueCounts } from '../scoring/queues.ts'
 import type { Channel } from '../scoring/campaign.ts'
+import { registerIngestMetrics } from '../scoring/http/metrics.ts'
 import { serve } from '../scoring/http/server.ts'
 import { runCampaignWorkers } from '../scoring/workers.ts'
 import type { CampaignCounters } from '../scoring/workers.ts'
+import type { IngestStats } from '../streams/ingest.ts'
 import { runIngest } from '../streams/ingest-role.ts'
 import type { IngestRunSummary } from '../streams/ingest-role.ts'
 import { createKafka } from '../streams/kafka.ts'
@@ -68,14 +72,26 @@ export async function runLive (options: LiveOptions): Promise<LiveSummary> {
     return undefined
   })
 
+  // One Prometheus registry for the process: /metrics shows ingest's and the scorer's figures too.
+  const metrics = new Registry()
+  let ingestStats: Readonly<IngestStats> | undefined
+  const ingestMetrics = registerIngestMetrics(metrics, () => ingestStats)
   let scorer: ScorerService | undefined
-  const ingesting = guard('ingest', runIngest({ config, logger, signal: stop.signal, progressEveryMs: 30_000 }))
-  const scoring = guard('score', runScorer({ config, logger, signal: stop.signal, progressEveryMs: 30_000, onStarted: s => { scorer = s } }))
+  // Ingest publishes its data-quality report to Redis for the HTTP role (the page's pass rate).
+  const qualityRedis = createRedis({ url: config.redis.url, maxRetriesPerRequest: 1, logger, name: 'quality-publisher' })
+  const ingesting = guard('ingest', runIngest({
+    config, logger, signal: stop.signal, progressEveryMs: 30_000,
+    publishQuality: { redis: qualityRedis, prefix: config.redis.prefix },
+    onBatch: (result, stats) => { ingestStats = stats; ingestMetrics.observeBatch(result) }
+  }))
+  const scoring = guard('score', runScorer({ config, logger, signal: stop.signal, progressEveryMs: 30_000, metricsRegistry: metrics, onStarted: s => { scorer = s } }))
   const working = guard('work', runCampaignWorkers({ config, logger, signal: stop.signal }))
   const serving = guard('serve', serve({
     config,
     logger,
     signal: stop.signal,
+    metrics,
+    drift: () => scorer?.driftReport(),
     checks: {
       scorer: async () => {
         const readiness = scorer?.readiness
@@ -120,6 +136,7 @@ export async function runLive (options: LiveOptions): Promise<LiveSummary> {
     await admin.disconnect()
   }
   const [ingest, scored, workers] = await Promise.all([ingesting, scoring, working, serving])
+  qualityRedis.disconnect()
   const counts = await queues.counts()
   await queues.close()
   if (failure !== undefined) throw failure instanceof Error ? failure : new Error(describeError(failure))

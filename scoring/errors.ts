@@ -40,3 +40,57 @@ export class PermanentDeliveryError extends CampaignError {
     this.name = 'PermanentDeliveryError'
   }
 }
+
+/**
+ * The HTTP API's refusals of a request (prediction, model and subscriber routes), each answered
+ * with its `statusCode`; input the model refuses keeps its own code (`CHURN_MODEL_BAD_INPUT`).
+ */
+export const REQUEST_ERROR_CODES = [
+  'CHURN_API_BAD_REQUEST',
+  'CHURN_API_NOT_FOUND',
+  'CHURN_API_MODEL_UNSUITED',
+  'CHURN_API_STORE_UNAVAILABLE'
+] as const
+export type RequestErrorCode = typeof REQUEST_ERROR_CODES[number]
+
+export class RequestError extends ChurnError<RequestErrorCode> {
+  /** The HTTP status the error handler answers with. */
+  readonly statusCode: number
+
+  constructor (code: RequestErrorCode, statusCode: number, message: string, options: ChurnErrorOptions = {}) {
+    super(code, message, options)
+    this.name = 'RequestError'
+    this.statusCode = statusCode
+  }
+}
+
+/**
+ * Access to the HTTP API (`http/auth.ts`): the `code` of the 4xx/503 bodies the auth hook and
+ * the rate limit answer with. Not thrown inside the process; listed so clients can branch on them.
+ */
+export const API_ACCESS_ERROR_CODES = [
+  'CHURN_API_KEY_MISSING',
+  'CHURN_API_KEY_INVALID',
+  'CHURN_API_NO_KEYS',
+  'CHURN_API_RATE_LIMITED'
+] as const
+export type ApiAccessErrorCode = typeof API_ACCESS_ERROR_CODES[number]
+
+/**
+ * The web page's data routes (`http/routes/analytics.ts`), each answered with its `statusCode`.
+ */
+export const PAGE_ERROR_CODES = [
+  'CHURN_API_QUALITY_UNPUBLISHED'
+] as const
+export type PageErrorCode = typeof PAGE_ERROR_CODES[number]
+
+export class PageError extends ChurnError<PageErrorCode> {
+  /** The HTTP status the error handler answers with. */
+  readonly statusCode: number
+
+  constructor (code: PageErrorCode, statusCode: number, message: string, options: ChurnErrorOptions = {}) {
+    super(code, message, options)
+    this.name = 'PageError'
+    this.statusCode = statusCode
+  }
+}

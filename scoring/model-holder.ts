@@ -7,6 +7,7 @@
  */
 import { describeError } from '../core/errors.ts'
 import type { Logger } from '../core/logger.ts'
+import type { ModelArtifact } from '../training/artifact.ts'
 import { ChurnModel } from '../training/model.ts'
 import type { ModelRegistry } from '../training/registry.ts'
 
@@ -15,8 +16,12 @@ export interface ModelHolderOptions {
   name: string
   pollMs: number
   logger: Logger
-  /** The feature hash the caller computes features with (lakehouse models); unset accepts any. */
-  expectedFeatureHash?: string
+  /**
+   * The feature hash the caller computes features with; unset accepts any. A function decides
+   * per artifact: the API computes lakehouse features but scores a tabular model's raw profiles
+   * as they come, so it returns the lakehouse hash for a lakehouse model and undefined otherwise.
+   */
+  expectedFeatureHash?: string | ((artifact: ModelArtifact) => string | undefined)
   /** Called after a new model replaced the current one. */
   onSwap?: (model: ChurnModel, previous: ChurnModel | undefined) => void
 }
@@ -95,7 +100,8 @@ export class ModelHolder {
     let model: ChurnModel
     try {
       model = new ChurnModel(await registry.load(name, version))
-      if (expectedFeatureHash !== undefined) model.assertFeatureHash(expectedFeatureHash)
+      const expected = typeof expectedFeatureHash === 'function' ? expectedFeatureHash(model.artifact) : expectedFeatureHash
+      if (expected !== undefined) model.assertFeatureHash(expected)
     } catch (error) {
       this.#refuse(version, describeError(error))
       return

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { DAY_MS } from '../../lakehouse/features.ts'
 import { Lakehouse } from '../../lakehouse/lakehouse.ts'
 import { assertUp, stackUp } from '../../stack/index.ts'
@@ -66,8 +67,11 @@ export const runCommand: Command = {
     const base = `http://${http.host.includes(':') ? `[${http.host}]` : http.host}:${http.port}`
     context.out.write(`\nall roles in one process: ingest, scorer, campaign workers, HTTP on ${base}; live traffic at ${n(rate)} events/s ` +
       `${keepRunning ? 'until interrupted (Ctrl-C)' : `for ${liveSeconds} s`}\n`)
+    // The API refuses every keyed route without keys; a run without configured ones gets a key of its own.
+    const runKey = context.config.api.keys.length === 0 ? randomBytes(18).toString('base64url') : undefined
+    const config = runKey === undefined ? context.config : { ...context.config, api: { ...context.config.api, keys: [runKey] } }
     const live = await untilInterrupted(async signal => await runLive({
-      config: context.config,
+      config,
       logger: context.logger,
       subscribers,
       // Another seed than the history's: the same subscriber ids, their behaviour redrawn, so
@@ -77,7 +81,7 @@ export const runCommand: Command = {
       durationMs: keepRunning ? undefined : liveSeconds * 1000,
       signal
     }))
-    context.out.write(renderLive(live, context, base))
+    context.out.write(renderLive(live, context, base, runKey))
     context.out.write('\nThe stack keeps running; stop it with: npx churn stack down\n')
     return 0
   }
@@ -108,7 +112,7 @@ async function describeLakehouse (context: CommandContext): Promise<void> {
   }
 }
 
-function renderLive (live: LiveSummary, context: CommandContext, base: string): string {
+function renderLive (live: LiveSummary, context: CommandContext, base: string, runKey: string | undefined): string {
   const { produced, ingest, scorer, queues, workers } = live
   const lines = [
     '',
@@ -125,9 +129,10 @@ function renderLive (live: LiveSummary, context: CommandContext, base: string): 
         n(queues[c].waiting), n(queues[c].active), n(queues[c].delayed), n(queues[c].completed), n(queues[c].failed)])),
     `jobs added by the scorer: ${n(scorer.jobs.added)}; refused as duplicates: ${n(scorer.jobs.deduplicated)}`,
     '',
-    'where to look:',
-    `  health and readiness   ${base}/api/v1/health  ${base}/api/v1/ready   (while a role runs: npx churn serve)`,
-    `  queue dashboard        ${base}/queues`,
+    `where to look (while a role runs: npx churn serve; API key: ${runKey === undefined ? 'one of API_KEYS' : `${runKey}, this run's only, as API_KEYS was unset`}):`,
+    `  web page and API docs  ${base}/   ${base}/docs`,
+    `  health and readiness   ${base}/api/v1/health  ${base}/api/v1/ready   ${base}/metrics`,
+    `  queue dashboard        ${base}/queues  (x-api-key header)`,
     `  churn-risk events      topic ${context.config.topics.churnRisk}`,
     `  outbox (what was sent) ${context.config.campaign.outboxDir}`,
     '  models                 npx churn model list',

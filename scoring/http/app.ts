@@ -10,26 +10,43 @@ import type { Queue } from 'bullmq'
 import { fastify } from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { describeError } from '../../core/errors.ts'
-import type { Registry } from 'prom-client'
+import { Registry } from 'prom-client'
 import type { Config } from '../../config/index.ts'
 import type { Logger } from '../../core/logger.ts'
 import type { ModelHolder } from '../model-holder.ts'
 import type { OnlineStore } from '../store.ts'
+import type { DriftReport } from '../drift.ts'
+import { installErrorHandling } from './errors.ts'
+import { registerServingRoutes } from './routes/index.ts'
+import { pageRoutes } from './routes/page.ts'
+import { analyticsRoutes } from './routes/analytics.ts'
+import { eventsRoute } from './routes/events.ts'
+import type { RiskFeed } from './risk-feed.ts'
+import type { PublishedQuality } from '../../streams/quality-publisher.ts'
+import { registerAuth } from './auth.ts'
+import { registerHttpMetrics } from './metrics.ts'
+import type { KafkaFigures } from './metrics.ts'
+import { registerOpenApi } from './openapi.ts'
 
 /** Resolves when a dependency answers; rejects (or outlasts the timeout) when it does not. */
 export type ReadinessCheck = () => Promise<void>
 
 export interface AppDeps {
   logger: Logger
-  /** API settings (keys, rate limit, batch and body limits), the risk tiers, the served model's name. */
-  config?: Pick<Config, 'api' | 'risk' | 'serving'>
+  /**
+   * API settings (keys, rate limit, batch and body limits), the risk tiers, the served model's
+   * name, feature staleness (`scorer.staleMs`). Without it the prediction and model routes are absent.
+   */
+  config?: Pick<Config, 'api' | 'risk' | 'serving' | 'scorer'>
   /** The serving model, kept current by its holder (a promoted version is picked up without a restart). */
   models?: ModelHolder
   /** Online features and latest scores by subscriber (the scorer keeps them). */
   store?: OnlineStore
   /** The process's Prometheus registry, served at /metrics; the roles in the process register on it. */
   metrics?: Registry
-  /** What `/api/v1/ready` checks, by name (for now `redis`). */
+  /** The scorer's drift report (the main job passes its scorer's), shown on the model card. */
+  drift?: () => DriftReport | undefined
+  /** What `/api/v1/ready` checks, by name (`redis`, `kafka`...); with `models`, a `model` check is added. */
   checks: Readonly<Record<string, ReadinessCheck>>
   /** The queues `/queues` shows (the campaign queues). */
   queues: readonly Queue[]
@@ -39,6 +56,26 @@ export interface AppDeps {
    * @defaultValue 2000
    */
   checkTimeoutMs?: number
+  /**
+   * Consumer-group lag and dead-letter counts, read from Kafka on each `/metrics` scrape
+   * (`kafkaFigures(admin, config)` in `metrics.ts`); without it those series are absent.
+   */
+  kafka?: () => Promise<KafkaFigures>
+  /**
+   * Longest a `/metrics` scrape waits for Kafka or Redis figures; past it they are left out.
+   * @defaultValue 1000
+   */
+  collectTimeoutMs?: number
+  /**
+   * The churn-risk topic as a live feed (`KafkaRiskFeed`), served as server-sent events at
+   * `/api/v1/events/stream`; closed with the app. Without it the stream route is absent.
+   */
+  riskFeed?: RiskFeed
+  /**
+   * The data-quality report the ingest role last published to Redis (`readQuality` in
+   * `streams/quality-publisher.ts`), served at `/api/v1/analytics/quality`; without it that route is absent.
+   */
+  quality?: () => Promise<PublishedQuality | undefined>
 }
 
 /** Where the dashboard is mounted. */
@@ -57,45 +94,76 @@ const readySchema = {
   additionalProperties: false,
   properties: {
     ready: { type: 'boolean' },
-    checks: { type: 'object', additionalProperties: { type: 'string', enum: ['ok', 'failed'] } }
+    checks: { type: 'object', additionalProperties: { type: 'string', enum: ['ok', 'failed'] } },
+    problems: { type: 'object', description: 'Why each failed check failed.', additionalProperties: { type: 'string' } }
   }
 } as const
 
 export interface ReadyBody {
   ready: boolean
   checks: Record<string, 'ok' | 'failed'>
+  /** Present when a check failed: its reason, by check name. */
+  problems?: Record<string, string>
 }
 
 export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   const { checkTimeoutMs = 2000 } = deps
   // Typed as Fastify's logger interface so the instance is a plain `FastifyInstance` to callers.
   const logger: FastifyBaseLogger = deps.logger.child({ component: 'http' })
-  const app = fastify({ loggerInstance: logger })
+  const app = fastify({ loggerInstance: logger, ...(deps.config === undefined ? {} : { bodyLimit: deps.config.api.bodyLimitBytes }) })
+  // Before any route: swagger collects routes as they are added, and the hooks of auth and
+  // metrics must cover every route. Without configuration no key is accepted (keyed routes 503).
+  await registerOpenApi(app)
+  registerHttpMetrics(app, { registry: deps.metrics ?? new Registry(), models: deps.models, queues: deps.queues, kafka: deps.kafka, collectTimeoutMs: deps.collectTimeoutMs })
+  await registerAuth(app, { keys: deps.config?.api.keys ?? [], rateLimitPerMinute: deps.config?.api.rateLimitPerMinute ?? 6000 })
 
   // Probes come every few seconds: log them only when something is wrong.
   app.get('/api/v1/health', { logLevel: 'warn', schema: { response: { 200: healthSchema } } }, () => ({ status: 'ok' as const }))
 
+  const checks: Readonly<Record<string, ReadinessCheck>> = deps.models === undefined ? deps.checks : { model: modelCheck(deps.models), ...deps.checks }
   app.get('/api/v1/ready', { logLevel: 'warn', schema: { response: { 200: readySchema, 503: readySchema } } }, async (_request, reply) => {
-    const results = await Promise.all(Object.entries(deps.checks).map(async ([name, check]) => {
-      const ok = await passes(check, checkTimeoutMs).catch((error: unknown) => {
+    const results = await Promise.all(Object.entries(checks).map(async ([name, check]) => {
+      const problem = await passes(check, checkTimeoutMs).then(() => undefined, (error: unknown) => {
         // The process logger, not the request's: the route's quieter level is for Fastify's request lines.
         logger.warn({ check: name, err: error }, `readiness check ${name} failed: ${describeError(error)}`)
-        return false
+        return describeError(error)
       })
-      return [name, ok ? 'ok' : 'failed'] as const
+      return [name, problem] as const
     }))
-    const body: ReadyBody = { ready: results.every(([, state]) => state === 'ok'), checks: Object.fromEntries(results) }
+    const failed = results.filter((r): r is readonly [string, string] => r[1] !== undefined)
+    const body: ReadyBody = {
+      ready: failed.length === 0,
+      checks: Object.fromEntries(results.map(([name, problem]) => [name, problem === undefined ? 'ok' : 'failed'])),
+      ...(failed.length === 0 ? {} : { problems: Object.fromEntries(failed) })
+    }
     return await reply.code(body.ready ? 200 : 503).send(body)
   })
 
-  // No authentication yet (the API issue adds it), so the dashboard is read-only: it shows jobs
-  // but cannot retry, remove or add them.
+  // Before the next `await`: Fastify hands each route the error handler in force when it loads
+  // the routes (at the next register), so this covers the routes above as well as the ones below.
+  installErrorHandling(app)
+  if (deps.config !== undefined) {
+    registerServingRoutes(app, { config: deps.config, models: deps.models, store: deps.store, drift: deps.drift })
+  }
+  await pageRoutes(app, { models: deps.models, config: deps.config })
+  analyticsRoutes(app, { store: deps.store, quality: deps.quality })
+  if (deps.riskFeed !== undefined) eventsRoute(app, { feed: deps.riskFeed })
+
+  // Keyed like every API route (the header only: see auth.ts), and still read-only: it shows
+  // jobs but cannot retry, remove or add them.
   const board = new FastifyAdapter()
   board.setBasePath(DASHBOARD_PATH)
   createBullBoard({ queues: deps.queues.map(queue => new BullMQAdapter(queue, { readOnlyMode: true })), serverAdapter: board })
   await app.register(board.registerPlugin(), { prefix: DASHBOARD_PATH, logLevel: 'warn' })
 
   return app
+}
+
+/** Passes once a model is serving (a refused newer version still leaves one serving); fails with why not. */
+function modelCheck (models: ModelHolder): ReadinessCheck {
+  return async () => {
+    if (models.current === undefined) await Promise.reject(new Error(models.status.problem ?? 'no model loaded'))
+  }
 }
 
 /** Resolves true when the check answers in time; rejects with why it did not. */
