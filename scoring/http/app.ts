@@ -21,6 +21,7 @@ import { registerServingRoutes } from './routes/index.ts'
 import { pageRoutes } from './routes/page.ts'
 import { analyticsRoutes } from './routes/analytics.ts'
 import { eventsRoute } from './routes/events.ts'
+import { sessionRoutes } from './routes/session.ts'
 import type { RiskFeed } from './risk-feed.ts'
 import type { PublishedQuality } from '../../streams/quality-publisher.ts'
 import { registerAuth } from './auth.ts'
@@ -148,9 +149,10 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   await pageRoutes(app, { models: deps.models, config: deps.config })
   analyticsRoutes(app, { store: deps.store, quality: deps.quality })
   if (deps.riskFeed !== undefined) eventsRoute(app, { feed: deps.riskFeed })
+  sessionRoutes(app)
 
-  // Keyed like every API route (the header only: see auth.ts), and still read-only: it shows
-  // jobs but cannot retry, remove or add them.
+  // Keyed like every API route (the header, or the cookie POST /api/v1/session sets: see
+  // auth.ts), and read-only: it shows jobs but cannot retry, remove or add them.
   const board = new FastifyAdapter()
   board.setBasePath(DASHBOARD_PATH)
   createBullBoard({ queues: deps.queues.map(queue => new BullMQAdapter(queue, { readOnlyMode: true })), serverAdapter: board })

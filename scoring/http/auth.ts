@@ -10,10 +10,12 @@
  * - Brute force: one rate-limit bucket per key, and one per client address for requests whose key
  *   is missing or wrong, so trying keys is throttled too. Buckets are named by a digest of the key,
  *   never the key itself (they show in logs and, with a shared store, in Redis).
- * - Keys in logs and history: a key is read only from headers (`x-api-key`, or
+ * - Keys in logs and history: a key is read from headers (`x-api-key`, or
  *   `Authorization: Bearer <key>`), never from the query string, which Fastify logs as the URL and
- *   browsers keep. So the bull-board dashboard at `/queues` needs the header too: use curl, or a
- *   browser extension that adds headers; a cookie login is not built.
+ *   browsers keep. A browser cannot add headers to the bull-board dashboard's own requests, so
+ *   `POST /api/v1/session` (keyed by header) sets the key as an HttpOnly, SameSite=Strict cookie
+ *   scoped to `/queues`; the cookie is accepted there and nowhere else (the dashboard is
+ *   read-only, and a cookie never authorises an API route, so there is nothing to forge).
  *
  * Public: liveness and readiness probes (the orchestrator sends no key), `/metrics` (Prometheus
  * scrapes inside the cluster; the figures carry no subscriber data) and `/docs` (the API's own
@@ -72,6 +74,26 @@ export function secretsEqual (presented: string, expected: string): boolean {
   return timingSafeEqual(digest(presented), digest(expected))
 }
 
+/** The dashboard's cookie (set by `POST /api/v1/session`), accepted under `/queues` only. */
+export const DASHBOARD_COOKIE = 'churn_dashboard_key'
+
+/** The key in the dashboard cookie, for a request under `/queues`; undefined otherwise. */
+export function dashboardCookieKey (request: Pick<FastifyRequest, 'headers' | 'url'>): string | undefined {
+  if (request.url !== '/queues' && !request.url.startsWith('/queues/') && !request.url.startsWith('/queues?')) return undefined
+  const cookies = request.headers.cookie
+  if (cookies === undefined) return undefined
+  for (const part of cookies.split(';')) {
+    const [name, ...value] = part.trim().split('=')
+    if (name !== DASHBOARD_COOKIE) continue
+    try {
+      return decodeURIComponent(value.join('='))
+    } catch {
+      return undefined
+    }
+  }
+  return undefined
+}
+
 /** The key a request presents: `x-api-key`, else `Authorization: Bearer <key>`; undefined when neither. */
 export function presentedKey (request: Pick<FastifyRequest, 'headers'>): string | undefined {
   const header = request.headers['x-api-key']
@@ -116,7 +138,7 @@ export class ApiKeys {
 
   #identify (request: FastifyRequest): Identity {
     if (!this.configured) return { ok: false, failure: 'unconfigured' }
-    const key = presentedKey(request)
+    const key = presentedKey(request) ?? dashboardCookieKey(request)
     if (key === undefined) return { ok: false, failure: 'missing' }
     if (this.match(key) < 0) return { ok: false, failure: 'invalid' }
     // A digest prefix names the bucket: enough to keep keys apart, useless to recover one.

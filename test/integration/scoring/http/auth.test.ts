@@ -11,6 +11,27 @@ function echo (app: FastifyInstance): void {
   app.post('/api/v1/test-echo', { schema: { body: { type: 'object' } } }, request => ({ got: request.body }))
 }
 
+describe('the dashboard session', () => {
+  it('sets the key as a cookie for /queues only, which opens the dashboard and nothing else', async t => {
+    const { app } = await httpApp(t)
+    assert.equal((await app.inject({ method: 'POST', url: '/api/v1/session' })).statusCode, 401, 'the session itself needs the key in a header')
+    const opened = await app.inject({ method: 'POST', url: '/api/v1/session', headers: { 'x-api-key': API_KEY } })
+    assert.equal(opened.statusCode, 204)
+    const setCookie = String(opened.headers['set-cookie'])
+    assert.match(setCookie, /^churn_dashboard_key=[^;]+; Path=\/queues; HttpOnly; SameSite=Strict; Max-Age=28800$/)
+    const cookie = setCookie.split(';')[0] as string
+
+    assert.equal((await app.inject({ method: 'GET', url: '/queues', headers: { cookie } })).statusCode, 200)
+    assert.equal((await app.inject({ method: 'GET', url: KEYED, headers: { cookie } })).statusCode, 200)
+    assert.equal((await app.inject({ method: 'GET', url: '/api/v1/analytics/tiers', headers: { cookie } })).statusCode, 401, 'a cookie never authorises an API route')
+    assert.equal((await app.inject({ method: 'GET', url: KEYED, headers: { cookie: 'churn_dashboard_key=not-the-key-0123456789' } })).statusCode, 401)
+
+    const closed = await app.inject({ method: 'DELETE', url: '/api/v1/session', headers: { 'x-api-key': API_KEY } })
+    assert.equal(closed.statusCode, 204)
+    assert.match(String(closed.headers['set-cookie']), /^churn_dashboard_key=; Path=\/queues; .*Max-Age=0$/)
+  })
+})
+
 describe('API keys', () => {
   describe('when a keyed route is called', () => {
     it('refuses a request without a key with 401 naming the problem', async t => {
