@@ -52,7 +52,7 @@ import { RECOMMENDED_ACTIONS, nextTier, shouldEmit } from './tiers.ts'
 
 /** What the scorer needs of a BullMQ queue (a `Queue` fits). */
 export interface JobQueue {
-  add: (name: string, data: CampaignJobData, options: ReturnType<typeof campaignJobOptions>) => Promise<{ id?: string | undefined }>
+  addBulk: (jobs: Array<{ name: string, data: CampaignJobData, opts: ReturnType<typeof campaignJobOptions> }>) => Promise<Array<{ id?: string | undefined }>>
 }
 
 export interface ScorerOptions {
@@ -472,20 +472,28 @@ export class ScorerService {
 
   async #enqueue (events: readonly ChurnRiskEvent[]): Promise<void> {
     const { queues, campaign } = this.#options
-    const adds: Array<Promise<void>> = []
+    // One round trip per channel (BullMQ adds a bulk in one pipeline, deduplication included).
+    const byChannel = new Map<Channel, Array<{ name: string, data: CampaignJobData, opts: ReturnType<typeof campaignJobOptions> }>>()
     for (const event of events) {
       for (const channel of TIER_CHANNELS[event.tier]) {
-        const options = campaignJobOptions(channel, event, campaign)
-        adds.push(queues[channel].add(CAMPAIGN_JOB, { channel, event }, options).then(job => {
-          const result = job.id === options.jobId ? 'added' : 'deduplicated'
-          this.#stats.jobs[result]++
-          this.#options.metrics?.jobs.inc({ channel, result })
-        }))
+        let jobs = byChannel.get(channel)
+        if (jobs === undefined) byChannel.set(channel, jobs = [])
+        jobs.push({ name: CAMPAIGN_JOB, data: { channel, event }, opts: campaignJobOptions(channel, event, campaign) })
       }
     }
-    const results = await Promise.allSettled(adds)
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
-    if (failed !== undefined) throw new ScoringError('CHURN_SCORE_REDIS', `could not enqueue campaign jobs: ${describeError(failed.reason)}`, { cause: failed.reason, retriable: true })
+    try {
+      await Promise.all([...byChannel].map(async ([channel, jobs]) => {
+        const added = await queues[channel].addBulk(jobs)
+        for (const [i, job] of added.entries()) {
+          // A refused duplicate comes back as the job that holds its deduplication key.
+          const result = job.id === jobs[i]?.opts.jobId ? 'added' : 'deduplicated'
+          this.#stats.jobs[result]++
+          this.#options.metrics?.jobs.inc({ channel, result })
+        }
+      }))
+    } catch (error) {
+      throw new ScoringError('CHURN_SCORE_REDIS', `could not enqueue campaign jobs: ${describeError(error)}`, { cause: error, retriable: true })
+    }
   }
 
   #observeDrift (model: ChurnModel, raw: Float64Array, rows: number, scores: Float64Array): void {
