@@ -42,14 +42,15 @@ export class PermanentDeliveryError extends CampaignError {
 }
 
 /**
- * The HTTP API's refusals of a request (prediction, model and subscriber routes), each answered
- * with its `statusCode`; input the model refuses keeps its own code (`CHURN_MODEL_BAD_INPUT`).
+ * The HTTP API's refusals of a request (prediction, model, subscriber and page data routes), each
+ * answered with its `statusCode`; input the model refuses keeps its own code (`CHURN_MODEL_BAD_INPUT`).
  */
 export const REQUEST_ERROR_CODES = [
   'CHURN_API_BAD_REQUEST',
   'CHURN_API_NOT_FOUND',
   'CHURN_API_MODEL_UNSUITED',
-  'CHURN_API_STORE_UNAVAILABLE'
+  'CHURN_API_STORE_UNAVAILABLE',
+  'CHURN_API_QUALITY_UNPUBLISHED'
 ] as const
 export type RequestErrorCode = typeof REQUEST_ERROR_CODES[number]
 
@@ -75,22 +76,3 @@ export const API_ACCESS_ERROR_CODES = [
   'CHURN_API_RATE_LIMITED'
 ] as const
 export type ApiAccessErrorCode = typeof API_ACCESS_ERROR_CODES[number]
-
-/**
- * The web page's data routes (`http/routes/analytics.ts`), each answered with its `statusCode`.
- */
-export const PAGE_ERROR_CODES = [
-  'CHURN_API_QUALITY_UNPUBLISHED'
-] as const
-export type PageErrorCode = typeof PAGE_ERROR_CODES[number]
-
-export class PageError extends ChurnError<PageErrorCode> {
-  /** The HTTP status the error handler answers with. */
-  readonly statusCode: number
-
-  constructor (code: PageErrorCode, statusCode: number, message: string, options: ChurnErrorOptions = {}) {
-    super(code, message, options)
-    this.name = 'PageError'
-    this.statusCode = statusCode
-  }
-}

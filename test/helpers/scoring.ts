@@ -19,9 +19,11 @@ import { ensureProjectTopics } from '../../streams/topics.ts'
 import { fitWith } from '../../training/engines.ts'
 import { ChurnModel } from '../../training/model.ts'
 import { runTraining } from '../../training/pipeline.ts'
+import type { GateSettings, RunOutcome } from '../../training/pipeline.ts'
 import { ModelRegistry } from '../../training/registry.ts'
 import { lakehouseFeatureHash } from '../../training/sets.ts'
 import { syntheticTrainingSet } from '../../training/synthetic.ts'
+import type { TrainingSet } from '../../training/train.ts'
 import { logger } from './context.ts'
 import { readTopic } from './topics.ts'
 
@@ -36,17 +38,38 @@ export interface ScoringFixture {
   changelogId: number
 }
 
-/** Trains and promotes `config.serving.modelName` v1, registers the derived subjects, creates the topics. */
-export async function scoringFixture (config: Config): Promise<ScoringFixture> {
-  const set = await syntheticTrainingSet({ subscribers: 1500 })
+/** What a test trains on: synthetic Gold of `subscribers`, or the Telco CSV. */
+export interface TrainForTest {
+  /** @defaultValue config.serving.modelName */
+  name?: string
+  /** Synthetic Gold of this many subscribers (default 1500), unless `set` is given. */
+  subscribers?: number
+  set?: TrainingSet
+  /** @defaultValue 60 */
+  trees?: number
+  /** @defaultValue 3 */
+  seed?: number
+  /** The gate; by default the configuration's. */
+  gate?: GateSettings
+}
+
+/** Trains a model quickly (no cross-validation) into `config.model.dir` and asserts it was promoted. */
+export async function trainPromoted (config: Config, options: TrainForTest = {}): Promise<{ set: TrainingSet, outcome: RunOutcome }> {
+  const set = options.set ?? await syntheticTrainingSet({ subscribers: options.subscribers ?? 1500 })
   const outcome = await runTraining(set, {
-    name: config.serving.modelName,
+    name: options.name ?? config.serving.modelName,
     registry: new ModelRegistry(config.model.dir),
-    train: { engine: 'forest', fit: fitWith('forest'), forest: { nEstimators: 60, seed: 3 }, folds: 0, tiers: config.risk },
-    gate: config.model.gate,
+    train: { engine: 'forest', fit: fitWith('forest'), forest: { nEstimators: options.trees ?? 60, seed: options.seed ?? 3 }, folds: 0, tiers: config.risk },
+    gate: options.gate ?? config.model.gate,
     logger
   })
   assert.ok(outcome.promoted, outcome.decision.reason)
+  return { set, outcome }
+}
+
+/** Trains and promotes `config.serving.modelName` v1, registers the derived subjects, creates the topics. */
+export async function scoringFixture (config: Config): Promise<ScoringFixture> {
+  const { set, outcome } = await trainPromoted(config)
   const model = new ChurnModel(outcome.artifact)
   const columns = set.schema.names.length
   const imputed = Float64Array.from(set.x)

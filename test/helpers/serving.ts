@@ -16,13 +16,11 @@ import { ModelHolder } from '../../scoring/model-holder.ts'
 import { campaignQueues } from '../../scoring/queues.ts'
 import { OnlineStore } from '../../scoring/store.ts'
 import type { ModelArtifact } from '../../training/artifact.ts'
-import { fitWith } from '../../training/engines.ts'
-import { runTraining } from '../../training/pipeline.ts'
 import { ModelRegistry } from '../../training/registry.ts'
 import { csvTrainingSet } from '../../training/sets.ts'
-import { syntheticTrainingSet } from '../../training/synthetic.ts'
 import { isolatedConfig, logger } from './context.ts'
 import { TELCO } from './telco.ts'
+import { trainPromoted } from './scoring.ts'
 
 /** The key every request sends (the app requires one on all but the probes and metrics). */
 export const API_KEY = 'test-api-key-0123456789'
@@ -40,28 +38,13 @@ export async function servingConfig (overrides: Record<string, string> = {}): Pr
 
 /** Trains and promotes `name` on synthetic lakehouse features (small and quick). */
 export async function trainLakehouse (config: Config, name = config.serving.modelName, seed = 1): Promise<ModelArtifact> {
-  const set = await syntheticTrainingSet({ subscribers: 600 })
-  const outcome = await runTraining(set, {
-    name,
-    registry: new ModelRegistry(config.model.dir),
-    train: { engine: 'forest', fit: fitWith('forest'), forest: { nEstimators: 20, seed }, folds: 0, tiers: config.risk },
-    gate: { tolerance: 1, minAuc: 0 },
-    logger
-  })
-  return outcome.artifact
+  return (await trainPromoted(config, { name, subscribers: 600, trees: 20, seed, gate: { tolerance: 1, minAuc: 0 } })).outcome.artifact
 }
 
 /** Trains and promotes `name` on the Telco CSV (raw profiles). */
 export async function trainTelco (config: Config, name = config.serving.modelName): Promise<ModelArtifact> {
   const set = await csvTrainingSet(TELCO, { target: 'Churn', positive: 'Yes' })
-  const outcome = await runTraining(set, {
-    name,
-    registry: new ModelRegistry(config.model.dir),
-    train: { engine: 'forest', fit: fitWith('forest'), forest: { nEstimators: 20, seed: 7 }, folds: 0, tiers: config.risk },
-    gate: { tolerance: 1, minAuc: 0 },
-    logger
-  })
-  return outcome.artifact
+  return (await trainPromoted(config, { name, set, trees: 20, seed: 7, gate: { tolerance: 1, minAuc: 0 } })).outcome.artifact
 }
 
 export interface ServingApp {

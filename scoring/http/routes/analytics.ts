@@ -13,7 +13,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import type { PublishedQuality } from '../../../streams/quality-publisher.ts'
-import { PageError, RequestError } from '../../errors.ts'
+import { RequestError } from '../../errors.ts'
 import type { OnlineStore } from '../../store.ts'
 import { TIERS } from '../../tiers.ts'
 import type { RiskTier } from '../../tiers.ts'
@@ -107,7 +107,7 @@ export function analyticsRoutes (app: FastifyInstance, options: AnalyticsRouteOp
         throw new RequestError('CHURN_API_STORE_UNAVAILABLE', 503, 'Redis did not answer; try again shortly', { cause: error, retriable: true })
       })
       if (published === undefined) {
-        throw new PageError('CHURN_API_QUALITY_UNPUBLISHED', 503, 'no data-quality report yet: the ingest role publishes one to Redis when it starts and after micro-batches (at most every 10 s); is `churn ingest` running with this REDIS_KEY_PREFIX?', { retriable: true })
+        throw new RequestError('CHURN_API_QUALITY_UNPUBLISHED', 503, 'no data-quality report yet: the ingest role publishes one to Redis when it starts and after micro-batches (at most every 10 s); is `churn ingest` running with this REDIS_KEY_PREFIX?', { retriable: true })
       }
       return {
         published_at: new Date(published.publishedAt).toISOString(),

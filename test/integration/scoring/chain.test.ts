@@ -20,13 +20,10 @@ import { OnlineStore } from '../../../scoring/store.ts'
 import { runIngest } from '../../../streams/ingest-role.ts'
 import { createKafka } from '../../../streams/kafka.ts'
 import { produceTraffic } from '../../../streams/producer.ts'
-import { fitWith } from '../../../training/engines.ts'
-import { runTraining } from '../../../training/pipeline.ts'
-import { ModelRegistry } from '../../../training/registry.ts'
 import { lakehouseFeatureHash } from '../../../training/sets.ts'
-import { syntheticTrainingSet } from '../../../training/synthetic.ts'
 import { isolatedConfig, logger } from '../../helpers/context.ts'
 import { readSourceEvents, readTopic } from '../../helpers/topics.ts'
+import { trainPromoted } from '../../helpers/scoring.ts'
 
 type CampaignJob = Awaited<ReturnType<CampaignQueue['getJob']>> & object
 
@@ -47,14 +44,7 @@ describe('the chain from a produced event to a churn-risk event', () => {
     assert.ok(produced.sent >= EVENTS)
 
     // A model trained on synthetic Gold from the same generator, promoted before the scorer runs.
-    const outcome = await runTraining(await syntheticTrainingSet({ subscribers: 1500 }), {
-      name: config.serving.modelName,
-      registry: new ModelRegistry(config.model.dir),
-      train: { engine: 'forest', fit: fitWith('forest'), forest: { nEstimators: 60, seed: 3 }, folds: 0, tiers: config.risk },
-      gate: config.model.gate,
-      logger
-    })
-    assert.ok(outcome.promoted, outcome.decision.reason)
+    const { outcome } = await trainPromoted(config)
     assert.equal(outcome.artifact.features.hash, lakehouseFeatureHash())
 
     const ingest = await runIngest({ config, logger, untilCaughtUp: true })

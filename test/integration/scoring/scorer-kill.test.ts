@@ -43,14 +43,11 @@ import { nextTier, tierOf } from '../../../scoring/tiers.ts'
 import type { RiskTier } from '../../../scoring/tiers.ts'
 import { createKafka } from '../../../streams/kafka.ts'
 import { ensureProjectTopics } from '../../../streams/topics.ts'
-import { fitWith } from '../../../training/engines.ts'
 import { ChurnModel } from '../../../training/model.ts'
-import { runTraining } from '../../../training/pipeline.ts'
-import { ModelRegistry } from '../../../training/registry.ts'
 import { lakehouseFeatureHash } from '../../../training/sets.ts'
-import { syntheticTrainingSet } from '../../../training/synthetic.ts'
 import { isolatedConfig, logger } from '../../helpers/context.ts'
 import { seededRandom } from '../../helpers/random.ts'
+import { trainPromoted } from '../../helpers/scoring.ts'
 
 const CLI = path.resolve(import.meta.dirname, '../../../cli/main.ts')
 const KILLS = 3
@@ -131,15 +128,7 @@ function change (subscriberId: string, version: number, vector: Vector): Feature
 describe('scorer under SIGKILL', () => {
   before(async () => {
     ({ config, env, cleanup } = await isolatedConfig({ KAFKA_SESSION_TIMEOUT_MS: '6000', MODEL_POLL_MS: '500' }))
-    const set = await syntheticTrainingSet({ subscribers: 1500 })
-    const outcome = await runTraining(set, {
-      name: config.serving.modelName,
-      registry: new ModelRegistry(config.model.dir),
-      train: { engine: 'forest', fit: fitWith('forest'), forest: { nEstimators: 60, seed: 3 }, folds: 0, tiers: config.risk },
-      gate: config.model.gate,
-      logger
-    })
-    assert.ok(outcome.promoted, outcome.decision.reason)
+    const { set, outcome } = await trainPromoted(config)
     const model = new ChurnModel(outcome.artifact)
     const columns = set.schema.names.length
     const { high, medium, hysteresis } = config.risk
