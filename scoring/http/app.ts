@@ -111,7 +111,9 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   const { checkTimeoutMs = 2000 } = deps
   // Typed as Fastify's logger interface so the instance is a plain `FastifyInstance` to callers.
   const logger: FastifyBaseLogger = deps.logger.child({ component: 'http' })
-  const app = fastify({ loggerInstance: logger, ...(deps.config === undefined ? {} : { bodyLimit: deps.config.api.bodyLimitBytes }) })
+  // No access log line per request (a hot path at thousands per second): latency and status are
+  // in /metrics, and the error handler logs every refusal and failure with its request id.
+  const app = fastify({ loggerInstance: logger, disableRequestLogging: true, ...(deps.config === undefined ? {} : { bodyLimit: deps.config.api.bodyLimitBytes }) })
   // Before any route: swagger collects routes as they are added, and the hooks of auth and
   // metrics must cover every route. Without configuration no key is accepted (keyed routes 503).
   await registerOpenApi(app)
