@@ -25,7 +25,7 @@ import { trainCommand } from './commands/train.ts'
 import { workCommand } from './commands/work.ts'
 import type { Command } from './context.ts'
 
-const COMMANDS: readonly Command[] = [runCommand, stackCommand, schemasCommand, smokeCommand, produceCommand, ingestCommand, lakehouseCommand, trainCommand, modelCommand, scoreCommand, workCommand, optOutCommand, serveCommand, bootstrapCommand, configCommand]
+export const COMMANDS: readonly Command[] = [runCommand, stackCommand, schemasCommand, smokeCommand, produceCommand, ingestCommand, lakehouseCommand, trainCommand, modelCommand, scoreCommand, workCommand, optOutCommand, serveCommand, bootstrapCommand, configCommand]
 
 function help (): string {
   const width = Math.max(...COMMANDS.map(c => c.usage.length))
@@ -78,4 +78,5 @@ async function main (argv: readonly string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2))
+// Only as the entry point: the deployment tests import COMMANDS to check the manifests' commands.
+if (import.meta.main) process.exitCode = await main(process.argv.slice(2))

@@ -97,6 +97,17 @@ export interface QualityReport {
   gold: { subscribers: number, freshest_feature_ms: number | null, last_batch_committed_ms: number | null }
 }
 
+/** The file a Parquet export writes last, naming what it covers. */
+export const EXPORT_MARKER = 'export.json'
+
+/** The content of `export.json`. */
+export interface ExportMarker {
+  exportedAtMs: number
+  /** The next offset of each source partition: the export holds every message before it. */
+  offsets: Array<{ topic: string, partition: number, nextOffset: string }>
+  tables: Array<{ table: string, rows: number }>
+}
+
 export interface OpenLakehouseOptions {
   /** A file path, or `:memory:`. */
   path: string
@@ -729,24 +740,41 @@ export class Lakehouse {
 
   /**
    * Writes Silver (one file per source) and Gold as Parquet under `dir`, for training and
-   * analysts. Files are written next to their final names and renamed into place, so a reader
-   * never sees a half-written file.
+   * analysts, and then `export.json`: when, and the source offsets the files cover (what a reader
+   * waits on to know the export holds everything up to a point). All files are one snapshot of
+   * committed batches, read on a connection of their own, so ingest may go on landing batches
+   * meanwhile (`ingest --export-every`). Files are written next to their final names and renamed
+   * into place, so a reader never sees a half-written file.
    */
   async exportParquet (dir: string): Promise<Array<{ table: string, file: string, rows: number }>> {
-    const { rename } = await import('node:fs/promises')
+    const { rename, writeFile } = await import('node:fs/promises')
     await mkdir(dir, { recursive: true })
     const tables = [...[...this.#tables.values()].map(t => t.silver), 'gold_features']
     const written: Array<{ table: string, file: string, rows: number }> = []
+    const c = await this.#instance.connect()
     try {
-      for (const table of tables) {
-        const file = path.join(dir, `${table}.parquet`)
-        const partial = `${file}.partial`
-        const result = await this.#connection.run(`COPY (SELECT * FROM ${table}) TO '${partial.replaceAll("'", "''")}' (FORMAT parquet, COMPRESSION zstd)`)
-        await rename(partial, file)
-        written.push({ table, file, rows: result.rowsChanged })
+      await c.run('BEGIN TRANSACTION')
+      try {
+        for (const table of tables) {
+          const file = path.join(dir, `${table}.parquet`)
+          const partial = `${file}.partial`
+          const result = await c.run(`COPY (SELECT * FROM ${table}) TO '${partial.replaceAll("'", "''")}' (FORMAT parquet, COMPRESSION zstd)`)
+          await rename(partial, file)
+          written.push({ table, file, rows: result.rowsChanged })
+        }
+        const offsets = (await c.runAndReadAll('SELECT kafka_topic, kafka_partition, next_offset FROM ingest_offsets ORDER BY 1, 2')).getRows()
+          .map(([topic, partition, next]) => ({ topic: String(topic), partition: num(partition), nextOffset: String(next) }))
+        const marker: ExportMarker = { exportedAtMs: Date.now(), offsets, tables: written.map(w => ({ table: w.table, rows: w.rows })) }
+        const file = path.join(dir, EXPORT_MARKER)
+        await writeFile(`${file}.partial`, `${JSON.stringify(marker, null, 2)}\n`)
+        await rename(`${file}.partial`, file)
+      } finally {
+        await c.run('COMMIT')
       }
     } catch (error) {
       throw new LakehouseError('CHURN_LAKEHOUSE_EXPORT_FAILED', `Parquet export to ${dir} failed: ${describeError(error)}`, { cause: error, retriable: true })
+    } finally {
+      c.closeSync()
     }
     return written
   }

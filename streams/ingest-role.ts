@@ -35,6 +35,13 @@ export interface RunIngestOptions {
    * it nothing is published.
    */
   publishQuality?: QualityPublisherOptions
+  /**
+   * Export Silver and Gold as Parquet to `dir` (with `export.json`, the offsets it covers) once at
+   * start, then every `everyMs` when batches landed since, and at stop: what the retraining job and the
+   * API's init container train from, since no other process can open the lakehouse file. A failed
+   * export is logged and tried again later; it never stops ingest.
+   */
+  exportParquet?: { dir: string, everyMs: number }
 }
 
 export interface IngestRunSummary extends IngestStats {
@@ -73,15 +80,32 @@ export async function runIngest (options: RunIngestOptions): Promise<IngestRunSu
       logger.warn({ err: error }, `data-quality report not published to Redis: ${describeError(error)}`)
     })
   }
+  let exportedBatches = -1
+  let exportedAt = Number.NEGATIVE_INFINITY
+  const exportIfDue = async (final = false): Promise<void> => {
+    const target = options.exportParquet
+    if (target === undefined || service.stats.batches === exportedBatches || (!final && Date.now() - exportedAt < target.everyMs)) return
+    exportedAt = Date.now()
+    const batches = service.stats.batches
+    try {
+      const written = await lakehouse.exportParquet(target.dir)
+      exportedBatches = batches
+      logger.info({ dir: target.dir, rows: written.reduce((sum, w) => sum + w.rows, 0), ms: Date.now() - exportedAt }, 'Parquet export written')
+    } catch (error) {
+      logger.warn({ err: error }, `Parquet export not written: ${describeError(error)}`)
+    }
+  }
   try {
-    // The report reads on its own DuckDB connection, a snapshot of committed batches.
+    // The report and the export read on DuckDB connections of their own, snapshots of committed batches.
     await publishQuality()
+    await exportIfDue()
     await service.start()
     const every = options.progressEveryMs ?? 10_000
     let lastLog = Date.now()
     while (options.signal?.aborted !== true) {
       await sleep(options.untilCaughtUp === true ? 200 : 1000, undefined, { signal: options.signal }).catch(() => {})
       if (quality?.due(service.stats.batches) === true) await publishQuality()
+      await exportIfDue()
       if (Date.now() - lastLog >= every) {
         lastLog = Date.now()
         logger.info({ ...service.stats, lag: await service.lag().catch(() => -1) }, 'ingest progress')
@@ -90,6 +114,8 @@ export async function runIngest (options: RunIngestOptions): Promise<IngestRunSu
     }
   } finally {
     await service.stop()
+    // The last batches too: a stopped ingest leaves an export of everything it landed.
+    await exportIfDue(true)
     if (quality !== undefined) await publishQuality()
     lag = await lagAfterStop(kafka, config, lakehouse).catch(() => -1)
     lakehouse.close()

@@ -8,13 +8,21 @@
  * Gold instead: a bootstrap, recorded as `rule-bootstrap` in the artifact so nobody mistakes its
  * perfect-looking AUC for judgement (the model relearns the rule from the rule's own inputs).
  *
+ * Parquet export: the same SQL over the files `churn lakehouse export` (or `churn ingest
+ * --export-every`) writes, for the roles that cannot open the lakehouse file while ingest holds it.
+ *
  * CSV: a customer-profile table, encoded by `tabular.ts`.
  */
 import { createHash } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
+import type { Dirent } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { readFile, readdir } from 'node:fs/promises'
 import path from 'node:path'
-import { DAY_MS, DAYS_SINCE_LAST_ACTIVITY, FEATURES, MODEL_FEATURES, daysSinceLastActivitySql, stateLayoutFingerprint } from '../lakehouse/features.ts'
-import type { Lakehouse } from '../lakehouse/lakehouse.ts'
+import { DuckDBInstance } from '@duckdb/node-api'
+import { DAY_MS, DAYS_SINCE_LAST_ACTIVITY, FEATURES, MODEL_FEATURES, asOfSql, daysSinceLastActivitySql, stateLayoutFingerprint } from '../lakehouse/features.ts'
+import { EXPORT_MARKER } from '../lakehouse/lakehouse.ts'
+import type { ExportMarker, Lakehouse } from '../lakehouse/lakehouse.ts'
+import { SOURCE_STREAMS } from '../schemas/catalog.ts'
 import type { FeatureSchema } from './artifact.ts'
 import { featureHash } from './artifact.ts'
 import { parseCsv } from './csv.ts'
@@ -69,15 +77,80 @@ function toNumber (value: unknown): number {
   return Number.isFinite(n) ? n : Number.NaN
 }
 
-export async function lakehouseTrainingSet (lakehouse: Lakehouse, options: { bootstrapLabels?: boolean, horizonDays: number, path: string }): Promise<TrainingSet> {
+export interface LakehouseSetOptions {
+  bootstrapLabels?: boolean
+  horizonDays: number
+  /** Recorded in the artifact as the training source. */
+  path: string
+}
+
+export async function lakehouseTrainingSet (lakehouse: Lakehouse, options: LakehouseSetOptions): Promise<TrainingSet> {
+  return await pointInTimeSet(async labelsSql => await lakehouse.featuresAsOf(labelsSql), options)
+}
+
+/** The tables a Parquet export holds (`<table>.parquet` each) and the training SQL reads. */
+export const EXPORT_TABLES: readonly string[] = [...SOURCE_STREAMS.map(s => `silver_${s.stream}`), 'gold_features']
+
+/**
+ * The Parquet files of `table` under `dir`: `dir/<table>.parquet`, and `dir/<shard>/<table>.parquet`
+ * for exports of several lakehouses (one per partition group) side by side.
+ */
+async function exportFiles (dir: string, table: string): Promise<string[]> {
+  let entries: Dirent[]
+  try {
+    entries = await readdir(dir, { withFileTypes: true })
+  } catch (error) {
+    throw new TrainingError('CHURN_TRAIN_BAD_INPUT', `cannot read the export folder ${dir}: ${(error as Error).message}`, { cause: error })
+  }
+  const name = `${table}.parquet`
+  const files = entries.some(e => e.isFile() && e.name === name) ? [path.join(dir, name)] : []
+  for (const shard of entries.filter(e => e.isDirectory()).map(e => e.name).sort()) {
+    const inShard: string[] = await readdir(path.join(dir, shard)).catch(() => [])
+    if (inShard.includes(name)) files.push(path.join(dir, shard, name))
+  }
+  return files
+}
+
+/**
+ * A training set from a Parquet export: an in-memory DuckDB with one view per exported table,
+ * named as in the lakehouse, so the labels and the point-in-time features are the very SQL the
+ * lakehouse path runs, and the set is the same row for row.
+ */
+export async function exportTrainingSet (dir: string, options: Omit<LakehouseSetOptions, 'path'> & { settings?: Record<string, string> }): Promise<TrainingSet> {
+  const tables: Array<[string, string[]]> = []
+  for (const table of EXPORT_TABLES) {
+    const files = await exportFiles(dir, table)
+    if (files.length === 0) throw new TrainingError('CHURN_TRAIN_BAD_INPUT', `${dir} holds no ${table}.parquet (nor <shard>/${table}.parquet); write one with \`churn lakehouse export --dir ${dir}\` or \`churn ingest --export-every\``)
+    tables.push([table, files])
+  }
+  // Spills (past memory_limit) go to the temporary folder: the working directory of a container
+  // with a read-only root file system is not writable.
+  const instance = await DuckDBInstance.create(':memory:', { temp_directory: path.join(tmpdir(), 'churn-duckdb'), ...options.settings })
+  const connection = await instance.connect()
+  try {
+    for (const [table, files] of tables) {
+      const list = files.map(f => `'${f.replaceAll("'", "''")}'`).join(', ')
+      await connection.run(`CREATE VIEW ${table} AS SELECT * FROM read_parquet([${list}], union_by_name = true)`)
+    }
+    // The same statement as Lakehouse.featuresAsOf, ordering included.
+    const featuresAsOf = async (labelsSql: string): Promise<Array<Record<string, unknown>>> =>
+      (await connection.runAndReadAll(`${asOfSql(labelsSql)} ORDER BY as_of_ms, label_id`)).getRowObjectsJS()
+    return await pointInTimeSet(featuresAsOf, { ...options, path: path.resolve(dir) })
+  } finally {
+    connection.closeSync()
+    instance.closeSync()
+  }
+}
+
+async function pointInTimeSet (featuresAsOf: (labelsSql: string) => Promise<Array<Record<string, unknown>>>, options: LakehouseSetOptions): Promise<TrainingSet> {
   let labels: TrainingSet['labels'] = 'crm-outcomes'
-  let rows = await lakehouse.featuresAsOf(crmLabelsSql(options.horizonDays))
+  let rows = await featuresAsOf(crmLabelsSql(options.horizonDays))
   if (rows.length === 0) {
     if (options.bootstrapLabels !== true) {
       throw new TrainingError('CHURN_TRAIN_EMPTY', 'the lakehouse holds no CRM churn outcomes to learn from; ingest outcomes first, or pass --bootstrap-labels to label today\'s Gold with the reference rule (recorded as such)')
     }
     labels = 'rule-bootstrap'
-    rows = await lakehouse.featuresAsOf(RULE_LABEL_SQL)
+    rows = await featuresAsOf(RULE_LABEL_SQL)
   }
   if (rows.length === 0) throw new TrainingError('CHURN_TRAIN_EMPTY', 'the lakehouse has no subscribers with features to train on')
   const schema = lakehouseFeatureSchema()
@@ -127,4 +200,42 @@ export async function csvTrainingSet (file: string, options: TabularOptions): Pr
     source: { kind: 'csv', file: path.resolve(file), sha256: createHash('sha256').update(bytes).digest('hex') },
     window: null
   }
+}
+
+/** Source offsets per `topic:partition`: a partition's next offset (high watermark or covered). */
+export type PartitionOffsets = ReadonlyMap<string, bigint>
+
+/**
+ * What the exports under `dir` cover: the largest next offset per source partition over
+ * `dir/export.json` and `dir/<shard>/export.json` (a missing or unreadable marker covers nothing).
+ */
+export async function exportCoverage (dir: string): Promise<Map<string, bigint>> {
+  const markers = [path.join(dir, EXPORT_MARKER)]
+  const entries: Dirent[] = await readdir(dir, { withFileTypes: true }).catch(() => [])
+  for (const e of entries) if (e.isDirectory()) markers.push(path.join(dir, e.name, EXPORT_MARKER))
+  const covered = new Map<string, bigint>()
+  for (const file of markers) {
+    let marker: ExportMarker
+    try {
+      marker = JSON.parse(await readFile(file, 'utf8')) as ExportMarker
+    } catch {
+      continue
+    }
+    for (const o of marker.offsets ?? []) {
+      const key = `${o.topic}:${o.partition}`
+      const next = BigInt(o.nextOffset)
+      if (next > (covered.get(key) ?? -1n)) covered.set(key, next)
+    }
+  }
+  return covered
+}
+
+/** Messages in `targets` (next offsets to reach) that `covered` does not hold yet. */
+export function uncoveredMessages (targets: PartitionOffsets, low: PartitionOffsets, covered: PartitionOffsets): bigint {
+  let missing = 0n
+  for (const [key, high] of targets) {
+    const from = covered.get(key) ?? low.get(key) ?? 0n
+    if (high > from) missing += high - from
+  }
+  return missing
 }

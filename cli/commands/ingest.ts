@@ -1,22 +1,28 @@
 import { createRedis } from '../../core/redis.ts'
 import { runIngest } from '../../streams/ingest-role.ts'
-import { parseOptions, untilInterrupted } from '../options.ts'
+import { UsageError } from '../errors.ts'
+import { parseOptions, positiveInteger, untilInterrupted } from '../options.ts'
 import { renderTable } from '../table.ts'
 import type { Command } from '../context.ts'
 
 export const ingestCommand: Command = {
   name: 'ingest',
-  summary: 'land the source topics in the lakehouse exactly once and publish changed Gold rows (until SIGTERM, or --until-caught-up)',
-  usage: 'ingest [--until-caught-up]',
+  summary: 'land the source topics in the lakehouse exactly once and publish changed Gold rows (until SIGTERM, or --until-caught-up); --export-every writes Silver and Gold as Parquet for training',
+  usage: 'ingest [--until-caught-up] [--export-every <seconds> [--export-dir <folder>]]',
   run: async (args, context) => {
-    const { values } = parseOptions({ args: [...args], options: { 'until-caught-up': { type: 'boolean' } } })
+    const { values } = parseOptions({ args: [...args], options: { 'until-caught-up': { type: 'boolean' }, 'export-every': { type: 'string' }, 'export-dir': { type: 'string' } } })
+    const exportEvery = positiveInteger(values['export-every'], 'export-every', undefined)
+    if (exportEvery === undefined && values['export-dir'] !== undefined) throw new UsageError('--export-dir goes with --export-every')
+    // Parquet for training while ingest holds the lakehouse file (DuckDB: one process per file).
+    const exportParquet = exportEvery === undefined ? undefined : { dir: values['export-dir'] ?? context.config.lakehouse.exportDir, everyMs: exportEvery * 1000 }
     // The data-quality report goes to Redis for the HTTP role, which cannot open the lakehouse.
     const redis = createRedis({ url: context.config.redis.url, maxRetriesPerRequest: 1, logger: context.logger, name: 'quality-publisher' })
     let summary
     try {
       summary = await untilInterrupted(async signal => await runIngest({
         config: context.config, logger: context.logger, untilCaughtUp: values['until-caught-up'] === true, signal,
-        publishQuality: { redis, prefix: context.config.redis.prefix }
+        publishQuality: { redis, prefix: context.config.redis.prefix },
+        ...(exportParquet === undefined ? {} : { exportParquet })
       }))
     } finally {
       redis.disconnect()

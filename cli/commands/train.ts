@@ -5,7 +5,7 @@ import { MlflowClient } from '../../training/mlflow.ts'
 import { runTraining, trackWithMlflow } from '../../training/pipeline.ts'
 import type { RunOutcome } from '../../training/pipeline.ts'
 import { ModelRegistry, checkModelName } from '../../training/registry.ts'
-import { csvTrainingSet, lakehouseTrainingSet } from '../../training/sets.ts'
+import { csvTrainingSet, exportTrainingSet, lakehouseTrainingSet } from '../../training/sets.ts'
 import type { Engine, TrainingSet } from '../../training/train.ts'
 import type { CommandContext, Command } from '../context.ts'
 import { UsageError } from '../errors.ts'
@@ -33,10 +33,16 @@ export function nameFromFile (file: string): string {
   return base === '' ? 'tabular' : base
 }
 
-export const TRAIN_USAGE = 'train [--csv <file> --target <column> --positive <value> [--drop <column>]...] [--horizon-days 7] [--bootstrap-labels] [--name <model>] [--engine forest|ml-random-forest] [--trees 200] [--max-depth 6] [--min-samples-leaf 2] [--max-features sqrt] [--seed 42] [--threads N] [--folds 5] [--test-fraction 0.25] [--no-promote]'
+export const TRAIN_USAGE = 'train [--csv <file> --target <column> --positive <value> [--drop <column>]... | --from-export <dir>] [--horizon-days 7] [--bootstrap-labels] [--name <model>] [--engine forest|ml-random-forest] [--trees 200] [--max-depth 6] [--min-samples-leaf 2] [--max-features sqrt] [--seed 42] [--threads N] [--folds 5] [--test-fraction 0.25] [--no-promote]'
 
 export interface TrainArguments {
   csv?: { file: string, target: string, positive: string, drop: string[] }
+  /**
+   * A folder of Parquet files written by `churn lakehouse export` (or `ingest --export-every`):
+   * the lakehouse's labels and point-in-time features, without opening the lakehouse file, which
+   * the running ingest role holds.
+   */
+  fromExport?: string
   bootstrapLabels: boolean
   /** Lakehouse labels: how far ahead of the outcome the features are taken. */
   horizonDays: number
@@ -54,6 +60,7 @@ export function parseTrainArguments (args: readonly string[]): TrainArguments {
     args: [...args],
     options: {
       csv: { type: 'string' },
+      'from-export': { type: 'string' },
       target: { type: 'string' },
       positive: { type: 'string' },
       drop: { type: 'string', multiple: true },
@@ -80,6 +87,9 @@ export function parseTrainArguments (args: readonly string[]): TrainArguments {
   } else if (values.target !== undefined || values.positive !== undefined || values.drop !== undefined) {
     throw new UsageError('--target, --positive and --drop go with --csv')
   }
+  const fromExport = values['from-export']
+  if (fromExport !== undefined && csv !== undefined) throw new UsageError('--from-export and --csv are two different training sources; give one')
+  if (fromExport === '') throw new UsageError('--from-export takes a folder')
   const engine = values.engine ?? 'forest'
   if (!(ENGINES as readonly string[]).includes(engine)) throw new UsageError(`--engine takes ${ENGINES.join(' or ')}; got ${JSON.stringify(engine)}`)
   const folds = values.folds === '0' ? 0 : positiveInteger(values.folds, 'folds', 5)
@@ -96,6 +106,7 @@ export function parseTrainArguments (args: readonly string[]): TrainArguments {
   const threads = positiveInteger(values.threads, 'threads', undefined)
   return {
     ...(csv === undefined ? {} : { csv }),
+    ...(fromExport === undefined ? {} : { fromExport }),
     bootstrapLabels: values['bootstrap-labels'] === true,
     horizonDays: values['horizon-days'] === '0' ? 0 : positiveInteger(values['horizon-days'], 'horizon-days', 7),
     name: checkName(values.name ?? (csv === undefined ? 'churn' : nameFromFile(csv.file))),
@@ -116,12 +127,18 @@ function checkName (name: string): string {
   }
 }
 
-/** Trains from the parsed arguments; the lakehouse path opens the lakehouse file itself. */
+/**
+ * Trains from the parsed arguments: a CSV, a Parquet export, or the lakehouse file (which it opens
+ * itself, so only while ingest is not running).
+ */
 export async function train (args: TrainArguments, context: CommandContext, set?: TrainingSet): Promise<RunOutcome> {
   const { config, logger } = context
   let trainingSet = set
   if (trainingSet === undefined && args.csv !== undefined) {
     trainingSet = await csvTrainingSet(args.csv.file, { target: args.csv.target, positive: args.csv.positive, drop: args.csv.drop })
+  }
+  if (trainingSet === undefined && args.fromExport !== undefined) {
+    trainingSet = await exportTrainingSet(args.fromExport, { bootstrapLabels: args.bootstrapLabels, horizonDays: args.horizonDays, settings: config.lakehouse.settings })
   }
   if (trainingSet === undefined) {
     const lakehouse = await Lakehouse.open(config.lakehouse)
@@ -177,7 +194,7 @@ export function renderOutcome (outcome: RunOutcome): string {
 
 export const trainCommand: Command = {
   name: 'train',
-  summary: 'train a forest on CRM outcomes in the lakehouse (or a customer-profile CSV), evaluate it, store it, promote it through the gate',
+  summary: 'train a forest on CRM outcomes in the lakehouse (or its Parquet export, or a customer-profile CSV), evaluate it, store it, promote it through the gate',
   usage: TRAIN_USAGE,
   run: async (args, context) => {
     const outcome = await train(parseTrainArguments(args), context)
