@@ -97,7 +97,7 @@ function build (values: Values) {
         sms: { adapter: values.CHANNEL_SMS_ADAPTER, url: values.CHANNEL_SMS_WEBHOOK_URL, ratePerSecond: values.CHANNEL_SMS_RATE_PER_SECOND }
       }
     },
-    http: { host: values.HTTP_HOST, port: values.HTTP_PORT },
+    http: { host: values.HTTP_HOST, port: values.HTTP_PORT, rolePort: values.ROLE_HTTP_PORT },
     api: { keys: values.API_KEYS ?? [], rateLimitPerMinute: values.API_RATE_LIMIT_PER_MINUTE, maxBatch: values.API_MAX_BATCH, bodyLimitBytes: values.API_BODY_LIMIT_BYTES },
     topics: {
       billing: values.TOPIC_BILLING,

@@ -55,6 +55,7 @@ export const VARIABLES = {
   OUTBOX_DIR: variable({ doc: 'Where the outbox adapter records, one JSON line per job, what a channel would have sent.', default: 'data/outbox', parse: filePath }),
   HTTP_HOST: variable({ doc: 'Address the HTTP API listens on.', default: '127.0.0.1', parse: text({ pattern: /^[A-Za-z0-9.:-]{1,255}$/, expected: 'a host name or IP address' }) }),
   HTTP_PORT: variable({ doc: 'Port the HTTP API listens on.', default: '8080', parse: port }),
+  ROLE_HTTP_PORT: variable({ doc: 'Port on HTTP_HOST where `churn ingest`, `churn score` and `churn work` serve `/health`, `/ready` and `/metrics` (probes and Prometheus); unset, those roles listen on nothing.', default: undefined, parse: port }),
   API_KEYS: variable({ doc: 'Comma-separated API keys (16+ characters each) accepted in the `x-api-key` header or as `Authorization: Bearer <key>`; every route but health, readiness and metrics needs one. Unset: the API refuses every keyed route (503), never serves it open.', default: undefined, parse: list(text({ pattern: /^[\x21-\x7e]{16,200}$/, expected: '16-200 printable characters without spaces' })), secret: true }),
   API_RATE_LIMIT_PER_MINUTE: variable({ doc: 'Requests per minute each API key may make (429 beyond it).', default: '6000', parse: integer(1, 10_000_000) }),
   API_MAX_BATCH: variable({ doc: 'Most instances or profiles in one prediction request.', default: '1000', parse: integer(1, 100_000) }),

@@ -29,3 +29,47 @@ export class ScorerMetrics {
     this.ready = new Gauge({ name: 'churn_scorer_ready', help: '1 when the scorer is consuming with a model and Redis, else 0.', registers })
   }
 }
+
+/** What `registerWorkerMetrics` reads: per channel, the `CampaignWorkers.counters` shape. */
+export type WorkerCounterSource = () => Readonly<Record<string, Readonly<{ sent: number, skippedOptedOut: number, failedTransient: number, failedPermanent: number }>>> | undefined
+
+/**
+ * The campaign workers' counters on `registry`, read at scrape time (undefined: not started yet,
+ * no series): `churn_campaign_deliveries_total{channel,result}` with result sent,
+ * skipped_opted_out, failed_permanent, and `churn_campaign_attempts_failed_total{channel}` for the
+ * transient failures that are retried. Counts since this process started its workers.
+ */
+export function registerWorkerMetrics (registry: Registry, counters: WorkerCounterSource): void {
+  const registers = [registry]
+  for (const name of ['churn_campaign_deliveries_total', 'churn_campaign_attempts_failed_total', 'churn_campaign_workers_running']) registry.removeSingleMetric(name)
+  new Counter({
+    name: 'churn_campaign_deliveries_total',
+    help: 'Campaign jobs the workers finished, by channel and result: sent, skipped_opted_out, failed_permanent.',
+    labelNames: ['channel', 'result'],
+    registers,
+    collect () {
+      this.reset()
+      for (const [channel, c] of Object.entries(counters() ?? {})) {
+        this.inc({ channel, result: 'sent' }, c.sent)
+        this.inc({ channel, result: 'skipped_opted_out' }, c.skippedOptedOut)
+        this.inc({ channel, result: 'failed_permanent' }, c.failedPermanent)
+      }
+    }
+  })
+  new Counter({
+    name: 'churn_campaign_attempts_failed_total',
+    help: 'Delivery attempts that failed transiently (retried with backoff), by channel.',
+    labelNames: ['channel'],
+    registers,
+    collect () {
+      this.reset()
+      for (const [channel, c] of Object.entries(counters() ?? {})) this.inc({ channel }, c.failedTransient)
+    }
+  })
+  new Gauge({
+    name: 'churn_campaign_workers_running',
+    help: '1 once this process\'s campaign workers run, else 0.',
+    registers,
+    collect () { this.set(counters() === undefined ? 0 : 1) }
+  })
+}

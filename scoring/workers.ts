@@ -145,6 +145,8 @@ export class CampaignWorkers {
 export interface RunCampaignWorkersOptions extends CampaignWorkersOptions {
   /** Aborting it stops the workers gracefully. */
   signal: AbortSignal
+  /** Called once every channel's worker runs, with the workers (live `counters`). */
+  onStarted?: (workers: CampaignWorkers) => void
 }
 
 /** The `work` role: starts the workers, runs until `signal` aborts, closes them, returns the counters. */
@@ -156,6 +158,7 @@ export async function runCampaignWorkers (options: RunCampaignWorkersOptions): P
     await Promise.race([workers.start(), stopped])
     if (!options.signal.aborted) {
       options.logger.info({ channels: CHANNELS, adapters: workers.adapters }, 'campaign workers started')
+      options.onStarted?.(workers)
       await stopped
     }
     options.logger.info('campaign workers stopping: finishing active jobs')

@@ -1,7 +1,10 @@
 import { createRedis } from '../../core/redis.ts'
+import { registerIngestMetrics } from '../../scoring/http/metrics.ts'
+import type { IngestService } from '../../streams/ingest.ts'
 import { runIngest } from '../../streams/ingest-role.ts'
 import { UsageError } from '../errors.ts'
 import { parseOptions, positiveInteger, untilInterrupted } from '../options.ts'
+import { withRoleHttp } from '../role-http.ts'
 import { renderTable } from '../table.ts'
 import type { Command } from '../context.ts'
 
@@ -19,11 +22,24 @@ export const ingestCommand: Command = {
     const redis = createRedis({ url: context.config.redis.url, maxRetriesPerRequest: 1, logger: context.logger, name: 'quality-publisher' })
     let summary
     try {
-      summary = await untilInterrupted(async signal => await runIngest({
-        config: context.config, logger: context.logger, untilCaughtUp: values['until-caught-up'] === true, signal,
-        publishQuality: { redis, prefix: context.config.redis.prefix },
-        ...(exportParquet === undefined ? {} : { exportParquet })
-      }))
+      summary = await withRoleHttp(context, 'ingest', async http => {
+        // With ROLE_HTTP_PORT: ingest's counters and batch timings, ready while batches land.
+        let service: IngestService | undefined
+        const metrics = http === undefined ? undefined : registerIngestMetrics(http.registry, () => service?.stats)
+        return await untilInterrupted(async signal => await runIngest({
+          config: context.config, logger: context.logger, untilCaughtUp: values['until-caught-up'] === true, signal,
+          publishQuality: { redis, prefix: context.config.redis.prefix },
+          ...(exportParquet === undefined ? {} : { exportParquet }),
+          ...(metrics === undefined ? {} : { onBatch: metrics.observeBatch }),
+          onStarted: started => {
+            service = started
+            http?.setReadiness(() => {
+              const stats = started.stats
+              return { ready: started.ready, problems: started.ready ? [] : [stats.failing > 0 ? `micro-batch failing (${stats.failing} attempts): ${stats.lastError ?? 'unknown error'}` : 'ingest is not consuming'] }
+            })
+          }
+        }))
+      })
     } finally {
       redis.disconnect()
     }

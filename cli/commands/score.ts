@@ -1,5 +1,6 @@
 import { runScorer } from '../../scoring/scorer-role.ts'
 import { parseOptions, untilInterrupted } from '../options.ts'
+import { withRoleHttp } from '../role-http.ts'
 import { renderTable } from '../table.ts'
 import type { Command } from '../context.ts'
 
@@ -9,9 +10,13 @@ export const scoreCommand: Command = {
   usage: 'score [--until-caught-up | --rescore]',
   run: async (args, context) => {
     const { values } = parseOptions({ args: [...args], options: { 'until-caught-up': { type: 'boolean' }, rescore: { type: 'boolean' } } })
-    const summary = await untilInterrupted(async signal => await runScorer({
-      config: context.config, logger: context.logger, signal, untilCaughtUp: values['until-caught-up'] === true, rescore: values.rescore === true
-    }))
+    // With ROLE_HTTP_PORT: the scorer's metrics (risk events by tier, drift...) and its readiness.
+    const summary = await withRoleHttp(context, 'scorer', async http => await untilInterrupted(async signal => await runScorer({
+      config: context.config, logger: context.logger, signal, untilCaughtUp: values['until-caught-up'] === true, rescore: values.rescore === true,
+      ...(http === undefined
+        ? {}
+        : { metricsRegistry: http.registry, onStarted: service => { http.setReadiness(() => service.readiness) } })
+    })))
     if (summary.rescored !== undefined) {
       context.out.write(renderTable(['model', 'rescored', 'events low', 'events medium', 'events high', 'jobs added', 'jobs deduplicated'], [[
         `v${summary.modelVersion ?? '-'}`, String(summary.rescored), String(summary.events.low), String(summary.events.medium), String(summary.events.high), String(summary.jobs.added), String(summary.jobs.deduplicated)

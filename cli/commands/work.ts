@@ -1,7 +1,10 @@
 import { CHANNELS } from '../../scoring/campaign.ts'
+import { registerWorkerMetrics } from '../../scoring/metrics.ts'
 import { runCampaignWorkers } from '../../scoring/workers.ts'
+import type { CampaignWorkers } from '../../scoring/workers.ts'
 import type { Command } from '../context.ts'
 import { parseOptions, untilInterrupted } from '../options.ts'
+import { withRoleHttp } from '../role-http.ts'
 import { renderTable } from '../table.ts'
 
 export const workCommand: Command = {
@@ -10,7 +13,18 @@ export const workCommand: Command = {
   usage: 'work',
   run: async (args, context) => {
     parseOptions({ args: [...args], options: {} })
-    const counters = await untilInterrupted(async signal => await runCampaignWorkers({ config: context.config, logger: context.logger, signal }))
+    // With ROLE_HTTP_PORT: the delivery counters per channel, ready once the workers run.
+    const counters = await withRoleHttp(context, 'workers', async http => {
+      let workers: CampaignWorkers | undefined
+      if (http !== undefined) registerWorkerMetrics(http.registry, () => workers?.counters)
+      return await untilInterrupted(async signal => await runCampaignWorkers({
+        config: context.config, logger: context.logger, signal,
+        onStarted: started => {
+          workers = started
+          http?.setReadiness(() => ({ ready: true, problems: [] }))
+        }
+      }))
+    })
     context.out.write(renderTable(['channel', 'adapter', 'sent', 'skipped (opted out)', 'failed (transient)', 'failed (permanent)'], CHANNELS.map(channel => [
       channel, context.config.campaign.channels[channel].adapter, String(counters[channel].sent), String(counters[channel].skippedOptedOut),
       String(counters[channel].failedTransient), String(counters[channel].failedPermanent)

@@ -218,9 +218,9 @@ export interface IngestMetrics {
 /**
  * The ingest role's figures on `registry`, for a process that runs ingest itself (the main job):
  * counters read from `stats` at scrape time (undefined: ingest not started yet, zeros), and a
- * histogram of batch stage durations fed by `observeBatch`. Ingest in its own workload is seen
- * through Kafka instead (`kafkaFigures`: its lag and dead letters); its quarantine lives in its
- * lakehouse, which only it opens.
+ * histogram of batch stage durations fed by `observeBatch`. Ingest in its own workload registers
+ * them on its role server's registry (`churn ingest` with ROLE_HTTP_PORT); the API still sees its
+ * lag and dead letters through Kafka (`kafkaFigures`).
  */
 export function registerIngestMetrics (registry: Registry, stats: () => Readonly<IngestStats> | undefined): IngestMetrics {
   const registers = [registry]

@@ -1,7 +1,7 @@
 /**
  * The Kubernetes deployment, offline: k8s/ composed as kustomize would (base, dev, prod), every
  * resource valid against its schema, and wired to what the code really has (commands, variables,
- * ConfigMap and Secret keys, probe routes and ports, autoscaling ceilings, topics, the image).
+ * ConfigMap and Secret keys, probe routes and ports (the API's and the role server's), autoscaling ceilings, topics, the image).
  */
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
@@ -100,6 +100,23 @@ describe('k8s manifests', () => {
     assert.ok((composed.prod ?? []).every(r => metadata(r.object).namespace === 'churn'))
   })
 
+  it('probes and scrapes ingest, scorer and workers on their role server', () => {
+    const dev = composed.dev ?? []
+    const monitors = dev.filter(r => r.object.kind === 'PodMonitor')
+    for (const name of ['churn-ingest', 'churn-scorer', 'churn-workers']) {
+      const workload = dev.find(r => metadata(r.object).name === name && r.object.kind !== 'Service')
+      const main = containers(workload?.object ?? {})[0]?.container ?? {}
+      assert.ok(isObject(main.readinessProbe) && isObject(main.livenessProbe), `${name} has readiness and liveness probes`)
+      assert.ok((main.env as JsonObject[]).some(e => e.name === 'ROLE_HTTP_PORT'), `${name} sets ROLE_HTTP_PORT`)
+      const labels = (((workload?.object.spec as JsonObject).template as JsonObject).metadata as JsonObject).labels as JsonObject
+      const scraped = monitors.some(m => {
+        const expressions = (((m.object.spec as JsonObject).selector as JsonObject).matchExpressions ?? []) as JsonObject[]
+        return expressions.some(e => (e.values as string[]).includes(str(labels['app.kubernetes.io/component'])))
+      })
+      assert.ok(scraped, `a PodMonitor selects ${name}`)
+    }
+  })
+
   it('carries a Grafana dashboard with the panels the issue asks for', () => {
     const map = (composed.prod ?? []).find(r => r.object.kind === 'ConfigMap' && metadata(r.object).name === 'churn-grafana-dashboard')
     const dashboard = JSON.parse(str((map?.object.data as JsonObject)['dashboard.json'])) as { panels: Array<{ title: string, targets: Array<{ expr: string }> }> }
@@ -143,6 +160,27 @@ describe('k8s manifests', () => {
     it('names a probe port that is not HTTP_PORT', () => {
       const problems = broken(r => { ((api(r).main.livenessProbe as JsonObject).httpGet as JsonObject).port = 9090 })
       assert.match(report(problems), /k8s\/base\/api\.yaml: .*livenessProbe port 9090 .* is not HTTP_PORT 8080/)
+    })
+
+    const role = (resources: Resource[], name: string): JsonObject => containers(resources.find(r => metadata(r.object).name === name && r.object.kind !== 'Service')?.object ?? {})[0]?.container ?? {}
+
+    it('names the file and the probe path the role server does not serve', () => {
+      const problems = broken(r => { ((role(r, 'churn-scorer').readinessProbe as JsonObject).httpGet as JsonObject).path = '/api/v1/ready' })
+      assert.equal(problems.length, 1, report(problems))
+      assert.equal(problems[0]?.file, 'k8s/base/scorer.yaml')
+      assert.match(problems[0]?.reason ?? '', /container scorer: readinessProbe path \/api\/v1\/ready is not a route of the role server/)
+    })
+
+    it('names a role probe port that is not ROLE_HTTP_PORT, and a role probe without ROLE_HTTP_PORT', () => {
+      const problems = broken(r => {
+        ((role(r, 'churn-workers').livenessProbe as JsonObject).httpGet as JsonObject).port = 8080
+        const ingest = role(r, 'churn-ingest')
+        ingest.env = (ingest.env as JsonObject[]).filter(e => e.name !== 'ROLE_HTTP_PORT')
+      })
+      const text = report(problems)
+      assert.match(text, /k8s\/base\/workers\.yaml: .*livenessProbe port 8080 .* is not ROLE_HTTP_PORT 9464/)
+      assert.match(text, /k8s\/base\/ingest\.yaml: .*readinessProbe needs the role server, but ROLE_HTTP_PORT is not set/)
+      assert.match(text, /k8s\/base\/monitoring\.yaml: PodMonitor\/churn-roles: metrics port metrics .* of container ingest is not its ROLE_HTTP_PORT/)
     })
 
     it('names a missing ConfigMap key and a missing Secret key', () => {

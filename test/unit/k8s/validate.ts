@@ -2,7 +2,7 @@
  * Checks composed manifests offline: each resource against its Kubernetes (or CRD) OpenAPI schema
  * through kubernetes-models, and the wiring a schema cannot see: commands the CLI has, variables the
  * configuration knows, ConfigMap and Secret keys that exist, probe paths the API serves on the port
- * it listens on, autoscaling within the partition count, topics the configuration names. Every
+ * it listens on (and, for ingest, scorer and workers, the role server's routes on ROLE_HTTP_PORT), autoscaling within the partition count, topics the configuration names. Every
  * problem names the file and the reason.
  */
 import path from 'node:path'
@@ -15,6 +15,7 @@ import * as policy from 'kubernetes-models/policy/v1'
 import * as keda from '@kubernetes-models/keda/keda.sh/v1alpha1'
 import * as monitoring from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1'
 import * as strimzi from '@kubernetes-models/strimzi-kafka-operator/kafka.strimzi.io/v1beta2'
+import { ROLE_SERVER_ROUTES } from '../../../core/role-server.ts'
 import { containers, describe, isObject, metadata, podSpec, str } from './kustomize.ts'
 import type { Json, JsonObject, Resource } from './kustomize.ts'
 
@@ -107,6 +108,13 @@ function checkKeyRef (resources: readonly Resource[], facts: WiringFacts, r: Res
   return documented.includes(str(ref.key)) ? [] : [problem(r, `${where}: key ${str(ref.key)} of Secret ${str(ref.name)} (created out of band) is not in k8s/README.md's list (${documented.join(', ')})`)]
 }
 
+/** The commands that start the role server (core/role-server.ts) when ROLE_HTTP_PORT is set. */
+const ROLE_SERVER_COMMANDS: readonly string[] = ['ingest', 'score', 'work']
+
+function isRoleRoute (url: string): boolean {
+  return (ROLE_SERVER_ROUTES as readonly string[]).includes(url)
+}
+
 function resolvePort (container: JsonObject, port: Json | undefined): number | undefined {
   if (typeof port === 'number') return port
   for (const p of Array.isArray(container.ports) ? container.ports : []) if (isObject(p) && p.name === port) return Number(p.containerPort)
@@ -155,18 +163,32 @@ function containerProblems (resources: readonly Resource[], facts: WiringFacts, 
   }
   const environment = containerEnvironment(resources, container)
   const httpPort = Number(setting(facts, environment, 'HTTP_PORT'))
+  const roleServer = ROLE_SERVER_COMMANDS.includes(args[0] ?? '')
+  const rolePortSetting = setting(facts, environment, 'ROLE_HTTP_PORT')
+  const rolePort = rolePortSetting === undefined ? undefined : Number(rolePortSetting)
+  let probed = false
   for (const probeName of ['readinessProbe', 'livenessProbe', 'startupProbe']) {
     const probe = container[probeName]
     if (!isObject(probe)) continue
+    probed = true
     if (!isObject(probe.httpGet)) {
-      problems.push(problem(r, `${where}: ${probeName} is not an HTTP probe of the API`))
+      problems.push(problem(r, `${where}: ${probeName} is not an HTTP probe of the ${roleServer ? 'role server' : 'API'}`))
       continue
     }
     const url = str(probe.httpGet.path)
-    if (!facts.hasRoute(url)) problems.push(problem(r, `${where}: ${probeName} path ${url} is not a route of the API (scoring/http/app.ts)`))
     const port = resolvePort(container, probe.httpGet.port)
-    if (port !== httpPort) problems.push(problem(r, `${where}: ${probeName} port ${str(probe.httpGet.port)} (${str(port)}) is not HTTP_PORT ${httpPort}`))
+    if (args[0] === 'serve') {
+      if (!facts.hasRoute(url)) problems.push(problem(r, `${where}: ${probeName} path ${url} is not a route of the API (scoring/http/app.ts)`))
+      if (port !== httpPort) problems.push(problem(r, `${where}: ${probeName} port ${str(probe.httpGet.port)} (${str(port)}) is not HTTP_PORT ${httpPort}`))
+    } else if (roleServer) {
+      if (!isRoleRoute(url)) problems.push(problem(r, `${where}: ${probeName} path ${url} is not a route of the role server (${ROLE_SERVER_ROUTES.join(', ')}, core/role-server.ts)`))
+      if (rolePort === undefined) problems.push(problem(r, `${where}: ${probeName} needs the role server, but ROLE_HTTP_PORT is not set`))
+      else if (port !== rolePort) problems.push(problem(r, `${where}: ${probeName} port ${str(probe.httpGet.port)} (${str(port)}) is not ROLE_HTTP_PORT ${rolePort}`))
+    } else {
+      problems.push(problem(r, `${where}: ${probeName}, but churn ${args[0] ?? ''} serves no HTTP`))
+    }
   }
+  if (roleServer && probed && setting(facts, environment, 'HTTP_HOST') === '127.0.0.1') problems.push(problem(r, `${where}: HTTP_HOST is loopback, so neither probes nor Prometheus reach the role server`))
   if (args[0] === 'serve') {
     if (!isObject(container.readinessProbe) || !isObject(container.livenessProbe)) problems.push(problem(r, `${where}: the API needs a readiness and a liveness probe`))
     if (setting(facts, environment, 'HTTP_HOST') === '127.0.0.1') problems.push(problem(r, `${where}: HTTP_HOST is loopback, so neither probes nor clients reach the API`))
@@ -285,9 +307,22 @@ export function wiringProblems (resources: readonly Resource[], facts: WiringFac
     if (matched.length === 0) problems.push(problem(r, 'its selector matches no pod template'))
     if (r.object.kind === 'PodMonitor') {
       for (const e of Array.isArray(spec.podMetricsEndpoints) ? spec.podMetricsEndpoints.filter(isObject) : []) {
-        if (!facts.hasRoute(str(e.path))) problems.push(problem(r, `metrics path ${str(e.path)} is not a route of the API`))
-        const ports = matched.flatMap(w => containers(w.object)).flatMap(c => Array.isArray(c.container.ports) ? c.container.ports.filter(isObject) : [])
-        if (!ports.some(p => p.name === e.port)) problems.push(problem(r, `metrics port ${str(e.port)} is no named port of the pods it selects`))
+        // Each container with the named port answers the path: the API, or a role server on ROLE_HTTP_PORT.
+        const serving = matched.flatMap(w => containers(w.object).filter(c => !c.init)).filter(c => Array.isArray(c.container.ports) && c.container.ports.some(p => isObject(p) && p.name === e.port))
+        if (serving.length === 0) problems.push(problem(r, `metrics port ${str(e.port)} is no named port of the pods it selects`))
+        for (const { container } of serving) {
+          const command = Array.isArray(container.args) ? str(container.args[0]) : ''
+          if (command === 'serve') {
+            if (!facts.hasRoute(str(e.path))) problems.push(problem(r, `metrics path ${str(e.path)} is not a route of the API`))
+          } else if (ROLE_SERVER_COMMANDS.includes(command)) {
+            if (!isRoleRoute(str(e.path))) problems.push(problem(r, `metrics path ${str(e.path)} is not a route of the role server of container ${str(container.name)}`))
+            const rolePort = setting(facts, containerEnvironment(resources, container), 'ROLE_HTTP_PORT')
+            const port = resolvePort(container, e.port)
+            if (rolePort === undefined || port !== Number(rolePort)) problems.push(problem(r, `metrics port ${str(e.port)} (${str(port)}) of container ${str(container.name)} is not its ROLE_HTTP_PORT ${str(rolePort)}`))
+          } else {
+            problems.push(problem(r, `metrics port ${str(e.port)} is on container ${str(container.name)}, whose churn ${command} serves no HTTP`))
+          }
+        }
       }
     }
   }
