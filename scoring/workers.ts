@@ -63,6 +63,16 @@ export class CampaignWorkers {
     return this.#counters
   }
 
+  /**
+   * Ready while the workers' Redis connection is up; while it is down (reconnecting with backoff)
+   * no job can be taken or completed, and the role says so instead of claiming readiness.
+   */
+  get readiness (): { ready: boolean, problems: string[] } {
+    const status = this.#connection?.status
+    if (status === 'ready' && this.#closing === undefined) return { ready: true, problems: [] }
+    return { ready: false, problems: [this.#closing !== undefined ? 'campaign workers are closing' : `redis connection ${status ?? 'not opened'}; reconnecting with backoff`] }
+  }
+
   /** The adapter each channel delivers through (`outbox` or `webhook`). */
   get adapters (): Record<Channel, string> {
     const { channels } = this.#options.config.campaign

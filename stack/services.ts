@@ -213,8 +213,13 @@ function registryService (version: string, context: StackContext): Service {
           `-Xmx${heap}`,
           `-Dquarkus.http.host=${host}`,
           `-Dquarkus.http.port=${port}`,
-          // Otherwise Quarkus opens a management port on 0.0.0.0:9000.
+          // Otherwise Quarkus opens a management port on 0.0.0.0:9000. Apicurio's build enables the
+          // management interface (a build-time setting the flag below cannot turn off), so it is
+          // also kept on the registry's own host and on a port the system picks: a second registry
+          // (another STACK_DIR, a test's private one) must not collide on 9000.
           '-Dquarkus.management.enabled=false',
+          `-Dquarkus.management.host=${host}`,
+          '-Dquarkus.management.port=0',
           // Schema ids live inside every Kafka message; they must survive a registry restart,
           // so storage is an H2 file, not the default in-memory database.
           '-Dapicurio.storage.kind=sql',

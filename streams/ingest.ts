@@ -133,6 +133,10 @@ export class IngestService {
   #seeking: Promise<void> = Promise.resolve()
   #stopping = false
   #running = false
+  /** When the consumer last heard from the cluster (a fetch, a heartbeat, a join). */
+  #contactAt = 0
+  /** Why the consumer is not consuming (its last crash), until it hears from the cluster again. */
+  #consumerProblem: string | undefined
   readonly #stats: IngestStats = {
     batches: 0, messages: 0, bronze: 0, silver: 0, quarantined: 0, deadLettered: 0, changelogPublished: 0, skippedRedelivered: 0, failing: 0, lastError: undefined, lastBatchAtMs: undefined
   }
@@ -155,9 +159,22 @@ export class IngestService {
     return { ...this.#stats }
   }
 
-  /** Ready when running and the last batch did not fail. */
+  /** Ready when running, the last batch did not fail, and the consumer is in touch with Kafka. */
   get ready (): boolean {
-    return this.#running && this.#stats.failing === 0
+    return this.#running && this.#stats.failing === 0 && this.consumerProblem === undefined
+  }
+
+  /**
+   * Why the consumer is not consuming: its last crash (kafkajs restarts it with backoff), or no
+   * fetch, heartbeat or join for a session timeout (the broker gone while its retries run).
+   */
+  get consumerProblem (): string | undefined {
+    if (!this.#running) return undefined
+    if (this.#consumerProblem !== undefined) return this.#consumerProblem
+    const silentMs = Date.now() - this.#contactAt
+    // Fetches return at least every maxWaitTimeInMs and heartbeats go every few seconds.
+    if (silentMs > Math.max(5000, this.#options.sessionTimeoutMs / 2)) return `no answer from Kafka for ${Math.round(silentMs / 1000)} s`
+    return undefined
   }
 
   async start (): Promise<void> {
@@ -186,8 +203,15 @@ export class IngestService {
       // Batches wait for the seek, so nothing fetched from Kafka's committed offsets slips in.
       this.#seeking = this.#seekAssignedWithRetry(admin, event.payload.memberAssignment)
     })
+    const contact = (): void => {
+      this.#contactAt = Date.now()
+      this.#consumerProblem = undefined
+    }
+    for (const name of [this.#consumer.events.FETCH, this.#consumer.events.HEARTBEAT, this.#consumer.events.GROUP_JOIN]) this.#consumer.on(name, contact)
     this.#consumer.on(this.#consumer.events.CRASH, event => {
-      this.#logger.error({ err: event.payload.error, restart: event.payload.restart }, 'consumer crashed')
+      const { error, restart } = event.payload
+      this.#consumerProblem = `consumer crashed${restart ? ' (restarting with backoff)' : ''}: ${describeError(error)}`
+      this.#logger.error({ err: error, restart }, 'consumer crashed')
     })
     await this.#consumer.subscribe({ topics: [...this.#streamOf.keys()], fromBeginning: true })
     await this.#consumer.run({
@@ -195,6 +219,7 @@ export class IngestService {
       eachBatchAutoResolve: true,
       eachBatch: async payload => { await this.#onBatch(payload) }
     })
+    this.#contactAt = Date.now()
     this.#running = true
     this.#timer = setInterval(() => { this.#maybeFlush(false) }, Math.max(10, Math.floor(this.#options.maxBatchWaitMs / 4)))
     this.#timer.unref()

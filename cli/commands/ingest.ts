@@ -35,7 +35,8 @@ export const ingestCommand: Command = {
             service = started
             http?.setReadiness(() => {
               const stats = started.stats
-              return { ready: started.ready, problems: started.ready ? [] : [stats.failing > 0 ? `micro-batch failing (${stats.failing} attempts): ${stats.lastError ?? 'unknown error'}` : 'ingest is not consuming'] }
+              const problem = stats.failing > 0 ? `micro-batch failing (${stats.failing} attempts): ${stats.lastError ?? 'unknown error'}` : started.consumerProblem ?? 'ingest is not consuming'
+              return { ready: started.ready, problems: started.ready ? [] : [problem] }
             })
           }
         }))

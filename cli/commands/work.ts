@@ -13,7 +13,7 @@ export const workCommand: Command = {
   usage: 'work',
   run: async (args, context) => {
     parseOptions({ args: [...args], options: {} })
-    // With ROLE_HTTP_PORT: the delivery counters per channel, ready once the workers run.
+    // With ROLE_HTTP_PORT: the delivery counters per channel, ready while the workers run with Redis.
     const counters = await withRoleHttp(context, 'workers', async http => {
       let workers: CampaignWorkers | undefined
       if (http !== undefined) registerWorkerMetrics(http.registry, () => workers?.counters)
@@ -21,7 +21,7 @@ export const workCommand: Command = {
         config: context.config, logger: context.logger, signal,
         onStarted: started => {
           workers = started
-          http?.setReadiness(() => ({ ready: true, problems: [] }))
+          http?.setReadiness(() => started.readiness)
         }
       }))
     })
