@@ -26,6 +26,14 @@ export const FUTURE_TOLERANCE_MS = 5 * 60 * 1000
 export const EARLIEST_EVENT_MS = 946_684_800_000
 /** What a subscriber id may look like: printable, no spaces or control characters, 1-64 long. */
 export const SUBSCRIBER_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$'
+/**
+ * Longest text any other source field may carry. Ids, codes and names are short; a longer value
+ * (a valid Avro event with a 900 KB cell id fits under the broker's message limit) is junk or an
+ * attack, and in Silver it would be copied into every export and training read. Bronze keeps it,
+ * as it keeps every decodable message.
+ */
+export const MAX_TEXT_CHARS = 256
+export const TEXT_TOO_LONG_REASON = 'text_too_long'
 
 export const DUPLICATE_REASON = 'duplicate_event'
 
@@ -76,7 +84,10 @@ export function gateRules (table: SourceTable): GateRule[] {
   const finite = table.columns
     .filter(column => column.type === 'DOUBLE' && column.name !== 'quality_score')
     .map(column => ({ reason: `non_finite_${column.name}`, rejectWhen: `NOT isfinite(${column.name})` }))
-  return [...COMMON_RULES, ...finite, ...SOURCE_RULES[table.stream]]
+  // Event and subscriber ids have rules of their own (length included).
+  const texts = table.columns.filter(column => column.type === 'VARCHAR' && column.name !== 'event_id' && column.name !== 'subscriber_id')
+  const long: GateRule[] = texts.length === 0 ? [] : [{ reason: TEXT_TOO_LONG_REASON, rejectWhen: texts.map(column => `length(${column.name}) > ${MAX_TEXT_CHARS}`).join(' OR ') }]
+  return [...COMMON_RULES, ...finite, ...long, ...SOURCE_RULES[table.stream]]
 }
 
 /** A SQL expression for the list of reasons a row fails (empty when it passes). */

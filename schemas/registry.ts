@@ -71,6 +71,10 @@ export async function setSubjectCompatibility (url: string, subject: string, lev
   }
   if (!response.ok) {
     const body = await response.text().catch(() => '')
+    // Two registrants racing on a new subject (the producer and ingest starting together):
+    // Apicurio answers the second PUT 409 "rule already exists". The level the other one set is
+    // the one asked for, so that is success; any other level is still refused below.
+    if (response.status === 409 && await subjectCompatibility(url, subject) === level) return
     throw new SchemaError(response.status >= 500 ? 'CHURN_SCHEMA_REGISTRY_UNAVAILABLE' : 'CHURN_SCHEMA_REGISTRY_REFUSED', `Setting ${level} compatibility on subject ${subject} failed: ${response.status} ${body}`, { retriable: response.status >= 500, context: { subject } })
   }
 }

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 import { DuckDBInstance } from '@duckdb/node-api'
 import { ENVELOPE_COLUMNS, snakeCase, sourceTables } from '../../../lakehouse/columns.ts'
 import { DAY_MS, FEATURES, MEASURES, MODEL_FEATURES, daysSinceLastActivity, daysSinceLastActivitySql } from '../../../lakehouse/features.ts'
-import { gateRules } from '../../../lakehouse/gate.ts'
+import { MAX_TEXT_CHARS, gateRules, reasonsExpression } from '../../../lakehouse/gate.ts'
 
 describe('lakehouse columns', () => {
   it('are derived from the newest schemas, envelope first', async () => {
@@ -59,6 +59,24 @@ describe('the Silver gate', () => {
     assert.ok(reasons('network').includes('signal_above_0_dbm'))
     assert.ok(reasons('network').includes('non_finite_latency_ms'))
     assert.ok(reasons('device').includes('battery_out_of_range'))
+    for (const stream of ['billing', 'network', 'device', 'crm']) assert.ok(reasons(stream).includes('text_too_long'), `${stream}: long text is quarantined`)
     for (const stream of ['billing', 'network', 'device', 'crm']) assert.equal(new Set(reasons(stream)).size, reasons(stream).length, `${stream}: reasons are unique`)
+  })
+
+  it('quarantines a text field longer than MAX_TEXT_CHARS, and only that', async () => {
+    const network = (await sourceTables()).find(t => t.stream === 'network')
+    assert.ok(network !== undefined)
+    const long = gateRules(network).filter(r => r.reason === 'text_too_long')
+    const instance = await DuckDBInstance.create(':memory:')
+    const connection = await instance.connect()
+    try {
+      for (const [length, expected] of [[MAX_TEXT_CHARS, []], [MAX_TEXT_CHARS + 1, ['text_too_long']], [900_000, ['text_too_long']]] as const) {
+        const reader = await connection.runAndReadAll(`SELECT ${reasonsExpression(long)} FROM (SELECT repeat('x', ${length}) AS cell_id, 'LTE_4G' AS radio_technology)`)
+        assert.deepEqual(JSON.parse(JSON.stringify(reader.getRowsJson()[0]?.[0])), expected, `${length} characters`)
+      }
+    } finally {
+      connection.closeSync()
+      instance.closeSync()
+    }
   })
 })

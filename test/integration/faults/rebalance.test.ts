@@ -1,0 +1,217 @@
+/**
+ * Consumer instances joining and leaving mid-stream.
+ *
+ * The scorer keeps no local state, so it scales by rebalancing: one instance, then a second and a
+ * third joining while changelog records stream in, then one leaving, the stream never pausing.
+ * Once the group has caught up, the store holds each subscriber's newest version and tier, the
+ * last churn-risk event per subscriber is its current tier (no tier change lost), and no
+ * subscriber has a second job for a tier (the same checks as the SIGKILL test).
+ *
+ * Ingest does not rebalance: its offsets live in its own lakehouse file (one writer), so a second
+ * instance in the group would read its partitions from the start into a lakehouse of its own (see
+ * k8s/README.md, "Scaling ingest"). What it must survive is its one instance being stopped and
+ * replaced mid-stream: a clean stop and a new start on the same file, and a SIGTERM to the CLI
+ * process while batches land. Bronze then equals the topics and Gold its recompute.
+ */
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import path from 'node:path'
+import { createInterface } from 'node:readline'
+import { after, before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Config } from '../../../config/index.ts'
+import { describeError } from '../../../core/errors.ts'
+import { avroType, encodeFramed, latestSchema } from '../../../schemas/index.ts'
+import { registerDerivedSchemas } from '../../../schemas/register.ts'
+import { createSchemaRegistry } from '../../../schemas/registry.ts'
+import { runScorer } from '../../../scoring/scorer-role.ts'
+import type { ScorerRunSummary } from '../../../scoring/scorer-role.ts'
+import type { ScorerService } from '../../../scoring/scorer.ts'
+import type { RiskTier } from '../../../scoring/tiers.ts'
+import { runIngest } from '../../../streams/ingest-role.ts'
+import type { IngestRunSummary } from '../../../streams/ingest-role.ts'
+import { createKafka } from '../../../streams/kafka.ts'
+import { produceTraffic } from '../../../streams/producer.ts'
+import { ensureProjectTopics } from '../../../streams/topics.ts'
+import { waitFor } from '../../helpers/campaign.ts'
+import { isolatedConfig, logger } from '../../helpers/context.ts'
+import { assertBronzeEqualsTopics, assertLakehouseConsistent } from '../../helpers/lakehouse.ts'
+import { seededRandom } from '../../helpers/random.ts'
+import { trainPromoted } from '../../helpers/scoring.ts'
+import { TIERS, assertScorerInvariants, clearTierVectors, vectorChange } from '../../helpers/scorer-invariants.ts'
+import type { TierVector, TrackedSubscriber } from '../../helpers/scorer-invariants.ts'
+
+const CLI = path.resolve(import.meta.dirname, '../../../cli/main.ts')
+const SUBSCRIBERS = 300
+
+describe('consumer instances joining and leaving mid-stream', () => {
+  describe('when scorers join and leave the group', () => {
+    let config: Config
+    let cleanup: () => Promise<void>
+    let changelogId: number
+    let vectors: Record<RiskTier, TierVector[]>
+    before(async () => {
+      ({ config, cleanup } = await isolatedConfig({ TOPIC_PARTITIONS: '6', KAFKA_SESSION_TIMEOUT_MS: '6000', MODEL_POLL_MS: '500' }, 'rebalance'))
+      const { set, outcome } = await trainPromoted(config)
+      vectors = clearTierVectors(config, set, outcome.artifact)
+      const derived = await registerDerivedSchemas({ registry: createSchemaRegistry({ url: config.registry.url }), url: config.registry.url, topics: config.topics })
+      changelogId = derived.find(d => d.name === 'feature-changelog')?.latestId ?? -1
+      await ensureProjectTopics(createKafka({ brokers: config.kafka.brokers, clientId: 'test-topics', logger }), config.topics)
+    }, { timeout: 90_000 })
+    after(async () => { await cleanup() })
+
+    it('loses no tier change and makes no second job while instances are added and removed', { timeout: 150_000 }, async () => {
+      const random = seededRandom(2718)
+      const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'test-rebalance', logger })
+      const admin = kafka.admin()
+      const producer = kafka.producer({ idempotent: true })
+      const type = avroType((await latestSchema('feature-changelog')).schema)
+      const subscribers: TrackedSubscriber[] = Array.from({ length: SUBSCRIBERS }, (_, i) => ({ id: `SUB-RB${String(i).padStart(4, '0')}`, versions: [] }))
+      const scorers: Array<{ stop: AbortController, running: Promise<ScorerRunSummary>, service?: ScorerService }> = []
+      const start = (): void => {
+        const stop = new AbortController()
+        const scorer: (typeof scorers)[number] = { stop, running: Promise.resolve() as unknown as Promise<ScorerRunSummary> }
+        scorer.running = runScorer({ config, logger, signal: stop.signal, onStarted: s => { scorer.service = s } })
+        scorers.push(scorer)
+      }
+      const scored = (): number => scorers.reduce((sum, s) => sum + (s.service?.stats.scored ?? 0), 0)
+      /** Members of a stable group, or -1 while it rebalances. */
+      const members = async (): Promise<number> => {
+        const { groups } = await admin.describeGroups([config.scorer.groupId])
+        return groups[0]?.state === 'Stable' ? groups[0].members.length : -1
+      }
+      // The stream: every 100 ms a new version for 30 subscribers, until stopped.
+      let producing = true
+      let produced = 0
+      let cursor = 0
+      const streamRecords = async (): Promise<void> => {
+        while (producing) {
+          const messages = []
+          cursor += random.int(1, SUBSCRIBERS)
+          for (let k = 0; k < 30; k++) {
+            const s = subscribers[(cursor + k) % SUBSCRIBERS] as TrackedSubscriber
+            const vector = random.pick(vectors[random.pick(TIERS)])
+            s.versions.push(vector)
+            messages.push({ key: s.id, value: encodeFramed(changelogId, type, vectorChange(s.id, s.versions.length, vector)) })
+          }
+          await producer.send({ topic: config.topics.features, acks: -1, messages })
+          produced += messages.length
+          await sleep(100)
+        }
+      }
+      let stream: Promise<void> = Promise.resolve()
+      const timeline: string[] = []
+      try {
+        await admin.connect()
+        await producer.connect()
+        stream = streamRecords()
+        start()
+        await waitFor(() => scored() > 0, { timeoutMs: 30_000, what: 'the first scorer to score' })
+        await waitFor(async () => await members() === 1, { timeoutMs: 30_000, what: 'a group of one' })
+        for (const target of [2, 3]) {
+          const before = produced
+          start()
+          await waitFor(async () => await members() === target, { timeoutMs: 30_000, what: `a stable group of ${target}` })
+          timeline.push(`joined: ${target} members after ${produced - before} records streamed`)
+          const mark = scored()
+          await waitFor(() => scored() > mark + 50, { timeoutMs: 30_000, what: `scoring with ${target} members` })
+        }
+        // The second instance leaves while records keep coming.
+        const leaving = scorers[1]
+        assert.ok(leaving !== undefined)
+        const beforeLeave = produced
+        leaving.stop.abort()
+        await leaving.running
+        await waitFor(async () => await members() === 2, { timeoutMs: 30_000, what: 'a stable group of 2 again' })
+        timeline.push(`left: 2 members after ${produced - beforeLeave} records streamed`)
+        const mark = scored()
+        await waitFor(() => scored() > mark + 50, { timeoutMs: 30_000, what: 'scoring after the leave' })
+        producing = false
+        await stream
+        await waitFor(async () => await (scorers[0]?.service?.lag() ?? Promise.resolve(-1)) === 0, { timeoutMs: 60_000, what: 'the group to catch up' })
+      } finally {
+        producing = false
+        await stream.catch(() => {})
+        for (const s of scorers) s.stop.abort()
+        await Promise.allSettled(scorers.map(async s => await s.running))
+        await producer.disconnect().catch(() => {})
+        await admin.disconnect().catch(() => {})
+      }
+      for (const s of scorers) assert.equal((await s.running).failing, 0)
+      const counts = await assertScorerInvariants(config, subscribers)
+      const versions = subscribers.reduce((sum, s) => sum + s.versions.length, 0)
+      assert.equal(versions, produced)
+      process.stderr.write(`# scorer rebalance test: ${produced} changelog records, ${counts.events} churn-risk events (${counts.redelivered} redelivered), ${counts.jobs} jobs; ${timeline.join('; ')}\n`)
+    })
+  })
+
+  describe('when the one ingest instance is stopped and replaced mid-stream', () => {
+    let config: Config
+    let env: Record<string, string | undefined>
+    let cleanup: () => Promise<void>
+    before(async () => {
+      ({ config, env, cleanup } = await isolatedConfig({ TOPIC_PARTITIONS: '3', INGEST_BATCH_MESSAGES: '1500' }, 'rebalance'))
+      // Topics first: the producer and the first ingest must not race to create them.
+      await ensureProjectTopics(createKafka({ brokers: config.kafka.brokers, clientId: 'test-topics', logger }), config.topics)
+    }, { timeout: 90_000 })
+    after(async () => { await cleanup() })
+
+    it('lands every event once through a clean stop and restart and a SIGTERM during a batch', { timeout: 150_000 }, async () => {
+      // Traffic flows until the last replacement is under way, so every instance lands some of it.
+      const traffic = new AbortController()
+      const producing = produceTraffic({ config, logger, subscribers: 3000, rate: 3000, horizonMs: 4000, seed: 5, signal: traffic.signal })
+      let producerDone = false
+      let producerError: unknown
+      void producing.then(() => { producerDone = true }, (error: unknown) => { producerDone = true; producerError = error })
+      const flowing = (): void => { if (producerError !== undefined) throw new Error(`the traffic producer failed: ${describeError(producerError)}`) }
+      const runs: Array<{ how: string, batches: number, whileProducing: boolean }> = []
+
+      try {
+        // 1. In process: stopped cleanly after two batches, then started again on the same file.
+        for (let run = 0; run < 2; run++) {
+          const stop = new AbortController()
+          let batches = 0
+          const summary: Promise<IngestRunSummary> = runIngest({ config, logger, signal: stop.signal, onBatch: () => { batches++ } })
+          try {
+            await waitFor(() => { flowing(); return batches >= 2 }, { timeoutMs: 60_000, what: `two batches in run ${run + 1}` })
+            runs.push({ how: 'stopped', batches, whileProducing: !producerDone })
+          } finally {
+            stop.abort()
+          }
+          assert.equal((await summary).failing, 0)
+        }
+
+        // 2. The CLI process, sent SIGTERM right after its second batch landed, while the next one lands.
+        const child = spawn(process.execPath, [CLI, 'ingest'], { env: { ...env, LOG_LEVEL: 'debug', LOG_FORMAT: 'json' }, stdio: ['ignore', 'ignore', 'pipe'] })
+        const exited = new Promise<number | null>(resolve => child.once('exit', code => { resolve(code) }))
+        let landed = 0
+        const log: string[] = []
+        createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', line => {
+          if (line.includes('"micro-batch landed"')) landed++
+          else if (log.length < 40 && !line.includes('"level":20')) log.push(line)
+        })
+        try {
+          await waitFor(() => { flowing(); return landed >= 2 || child.exitCode !== null }, { timeoutMs: 60_000, what: 'two batches landed by the CLI' })
+          assert.equal(child.exitCode, null, `ingest exited by itself: ${log.join('\n')}`)
+          child.kill('SIGTERM')
+          assert.equal(await exited, 0, `ingest exits cleanly on SIGTERM: ${log.join('\n')}`)
+        } finally {
+          if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+        }
+        runs.push({ how: 'SIGTERM', batches: landed, whileProducing: !producerDone })
+      } finally {
+        traffic.abort()
+      }
+
+      // 3. The replacement runs until the traffic is over and it has caught up.
+      const produced = await producing
+      const final = await runIngest({ config, logger, untilCaughtUp: true })
+      assert.equal(final.lag, 0)
+      const landedTotal = await assertBronzeEqualsTopics(config, logger)
+      assert.equal(landedTotal, produced.sent)
+      await assertLakehouseConsistent(config)
+      assert.ok(runs.every(r => r.whileProducing), `every instance replaced while traffic flowed: ${JSON.stringify(runs)}`)
+      process.stderr.write(`# ingest replacement test: ${produced.sent} events, runs ${JSON.stringify(runs)}\n`)
+    })
+  })
+})
