@@ -11,49 +11,27 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, it } from 'node:test'
 import type { Config } from '../../../config/index.ts'
-import { Lakehouse } from '../../../lakehouse/lakehouse.ts'
 import { CAMPAIGN_JOB, campaignJobOptions } from '../../../scoring/campaign.ts'
 import type { Channel } from '../../../scoring/campaign.ts'
 import type { OutboxLine } from '../../../scoring/channels.ts'
 import { campaignQueues } from '../../../scoring/queues.ts'
-import { SOURCE_STREAMS } from '../../../schemas/index.ts'
 import { produceTraffic } from '../../../streams/producer.ts'
 import { campaignJob, waitFor } from '../../helpers/campaign.ts'
 import { isolatedConfig, logger } from '../../helpers/context.ts'
 import { freePort, httpJson, httpStatus, privateService, startRole } from '../../helpers/private-services.ts'
 import type { PrivateService, RoleProcess } from '../../helpers/private-services.ts'
-import { readSourceEvents } from '../../helpers/topics.ts'
+import { assertBronzeEqualsTopics, assertLakehouseConsistent, withLakehouse } from '../../helpers/lakehouse.ts'
 
 interface Isolated { config: Config, env: Record<string, string | undefined>, dir: string, cleanup: () => Promise<void> }
 
-/** Bronze holds every message of the source topics exactly once (offset by offset, event id by event id); returns how many. */
-async function assertBronzeEqualsTopics (config: Config): Promise<number> {
-  const inTopics = new Map<string, string>()
-  const decoded = await readSourceEvents(config, logger, 60_000)
-  for (const source of SOURCE_STREAMS) {
-    for (const m of decoded.get(source.stream) ?? []) inTopics.set(`${config.topics[source.topicKey]}/${m.partition}/${m.offset}`, String(m.value.eventId))
-  }
-  const lakehouse = await Lakehouse.open({ path: config.lakehouse.path })
-  try {
-    const bronze = await lakehouse.connection.runAndReadAll(SOURCE_STREAMS.map(s => `SELECT kafka_topic, kafka_partition, kafka_offset, event_id FROM bronze_${s.stream}`).join(' UNION ALL '))
-    const landed = new Map<string, string>()
-    for (const [topic, partition, offset, id] of bronze.getRows()) {
-      const at = `${String(topic)}/${String(partition)}/${String(offset)}`
-      assert.ok(!landed.has(at), `${at} landed twice`)
-      landed.set(at, String(id))
-    }
-    assert.equal(landed.size, inTopics.size, 'Bronze holds as many messages as the topics')
-    for (const [at, id] of inTopics) assert.equal(landed.get(at), id, `${at} is in Bronze with its event id`)
-    assert.equal(new Set(landed.values()).size, landed.size, 'no event id twice')
-    assert.deepEqual(await lakehouse.goldDifferences(), [], 'Gold equals its recompute')
-    assert.equal((await lakehouse.counts()).changelog_pending, 0, 'every changed Gold row was published')
-    const report = await lakehouse.qualityReport()
-    assert.equal(report.pipeline.bronze_total, report.pipeline.silver_total + report.pipeline.quarantined)
-    assert.equal(report.pipeline.dead_lettered, 0, 'nothing dead-lettered')
-    return landed.size
-  } finally {
-    lakehouse.close()
-  }
+/** Bronze holds every message of the source topics exactly once, the lakehouse is consistent, nothing dead-lettered; returns how many. */
+async function assertLandedOnce (config: Config): Promise<number> {
+  const landed = await assertBronzeEqualsTopics(config, logger, 60_000)
+  await assertLakehouseConsistent(config)
+  await withLakehouse(config, async lakehouse => {
+    assert.equal((await lakehouse.qualityReport()).pipeline.dead_lettered, 0, 'nothing dead-lettered')
+  })
+  return landed
 }
 
 /** Polls the role's /ready until it answers `status`; the role must stay up meanwhile. */
@@ -114,7 +92,7 @@ describe('Kafka broker outage under ingest', () => {
     await stopRole(ingest)
     ingest = undefined
 
-    assert.equal(await assertBronzeEqualsTopics(isolated.config), produced)
+    assert.equal(await assertLandedOnce(isolated.config), produced)
     process.stderr.write(`# kafka outage: ${produced} events, not ready ${notReadyAfterMs} ms after the broker stopped\n`)
   })
 })
@@ -174,7 +152,7 @@ describe('registry outage under ingest', () => {
     assert.equal((await ingestCounters(port)).deadLettered, 0)
     await stopRole(ingest)
     ingest = undefined
-    assert.equal(await assertBronzeEqualsTopics(isolated.config), produced)
+    assert.equal(await assertLandedOnce(isolated.config), produced)
   })
 })
 
