@@ -19,7 +19,9 @@ export class ScoringError extends ChurnError<ScoringErrorCode> {
 /** Campaign delivery (the workers and their channel adapters). */
 export const CAMPAIGN_ERROR_CODES = [
   'CHURN_CAMPAIGN_DELIVERY_FAILED',
-  'CHURN_CAMPAIGN_PERMANENT'
+  'CHURN_CAMPAIGN_PERMANENT',
+  // Logged, not thrown: the workers gave up waiting for BullMQ's close (see CampaignWorkers.close).
+  'CHURN_CAMPAIGN_CLOSE_TIMEOUT'
 ] as const
 export type CampaignErrorCode = typeof CAMPAIGN_ERROR_CODES[number]
 

@@ -36,7 +36,14 @@ export interface CampaignQueues {
 export function campaignQueues (config: Pick<Config, 'redis'>, logger?: Logger): CampaignQueues {
   const connection: Redis = createRedis({ url: config.redis.url, name: 'campaign-queues', ...(logger === undefined ? {} : { logger }) })
   const prefix = bullPrefix(config.redis.prefix)
-  const queues = Object.fromEntries(CHANNELS.map(channel => [channel, new Queue<CampaignJobData>(queueName(channel), { connection, prefix })])) as Record<Channel, CampaignQueue>
+  const queues = Object.fromEntries(CHANNELS.map(channel => {
+    const queue = new Queue<CampaignJobData>(queueName(channel), { connection, prefix })
+    // BullMQ re-emits every connection error on each queue, and one without a listener prints
+    // it to stderr on every reconnect attempt. The connection logs the outage once (createRedis);
+    // failing adds and counts reach their callers.
+    queue.on('error', () => {})
+    return [channel, queue]
+  })) as Record<Channel, CampaignQueue>
   let closing: Promise<void> | undefined
   return {
     queues,

@@ -35,6 +35,7 @@ import { avroType, encodeFramed } from '../schemas/codec.ts'
 import type { AvroCodec } from '../schemas/codec.ts'
 import type { ChurnRiskEvent, FeatureChange } from '../schemas/types.generated.ts'
 import { POISON_CODES, deadLetterHeaders } from '../streams/ingest.ts'
+import { ConsumerContact } from '../streams/consumer-contact.ts'
 import { consumerGroupLag } from '../streams/lag.ts'
 import { CachedKeyPartitioner } from '../streams/partitioner.ts'
 import type { ChurnModel } from '../training/model.ts'
@@ -124,6 +125,7 @@ export class ScorerService {
   /** Model versions whose feature-hash mismatches were already logged. */
   readonly #mismatchLogged = new Set<number>()
   #running = false
+  #contact: ConsumerContact | undefined
   #stopping = false
   readonly #stats: ScorerStats = {
     batches: 0, records: 0, scored: 0, older: 0, hashMismatch: 0, invalid: 0, deadLettered: 0, events: { low: 0, medium: 0, high: 0 }, republished: 0, jobs: { added: 0, deduplicated: 0 }, failing: 0, lastError: undefined
@@ -143,6 +145,8 @@ export class ScorerService {
   get readiness (): { ready: boolean, problems: string[] } {
     const problems: string[] = []
     if (!this.#running) problems.push('scorer not running')
+    const consumer = this.#running ? this.#contact?.problem : undefined
+    if (consumer !== undefined) problems.push(consumer)
     const status = this.#options.models.status
     if (this.#options.models.current === undefined) problems.push(`no model: ${status.problem ?? 'not loaded'}`)
     if (this.#stats.failing > 0) problems.push(`batch failing (${this.#stats.failing} attempts): ${this.#stats.lastError ?? ''}`)
@@ -178,13 +182,14 @@ export class ScorerService {
     this.#consumer = kafka.consumer({ groupId, sessionTimeout, heartbeatInterval: Math.min(3000, Math.floor(sessionTimeout / 3)), maxWaitTimeInMs: 100, allowAutoTopicCreation: false })
     await this.#producer.connect()
     await this.#consumer.connect()
-    this.#consumer.on(this.#consumer.events.CRASH, event => {
-      this.#logger.error({ err: event.payload.error, restart: event.payload.restart }, 'consumer crashed')
-    })
+    // Ready only while the consumer is in touch with Kafka: kafkajs keeps it alive through an outage.
+    this.#contact = new ConsumerContact(sessionTimeout)
+    this.#contact.watch(this.#consumer, this.#logger)
     await this.#consumer.subscribe({ topics: [topics.features], fromBeginning: true })
     // Partitions in parallel: a batch is mostly Redis and Kafka round trips, and ordering only
     // matters within a partition (one subscriber's records never leave theirs).
     await this.#consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: Math.min(4, topics.partitions), eachBatch: async payload => { await this.#onBatch(payload) } })
+    this.#contact.running()
     this.#running = true
     const every = this.#options.driftEveryMs ?? 10_000
     this.#driftTimer = setInterval(() => { this.#reportDrift() }, every)

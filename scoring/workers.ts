@@ -6,6 +6,7 @@
  * so the job goes to the failed set without waiting through its retries.
  */
 import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { UnrecoverableError, Worker } from 'bullmq'
 import type { Job } from 'bullmq'
 import type { Redis } from 'ioredis'
@@ -42,6 +43,12 @@ export interface CampaignWorkersOptions {
    * @defaultValue 8
    */
   concurrency?: number
+  /**
+   * How long `close` lets BullMQ finish closing once no job of ours is active any more, before it
+   * gives up on it and drops the connections (see `close`).
+   * @defaultValue 10000
+   */
+  closeGraceMs?: number
 }
 
 export class CampaignWorkers {
@@ -52,6 +59,9 @@ export class CampaignWorkers {
   #workers: Worker<CampaignJobData, CampaignResult>[] = []
   #adapters: ChannelAdapter[] = []
   #closing: Promise<void> | undefined
+  /** Processor calls under way, and who waits for them to reach zero. */
+  #active = 0
+  #idle: Array<() => void> = []
 
   constructor (options: CampaignWorkersOptions) {
     this.#options = options
@@ -98,7 +108,12 @@ export class CampaignWorkers {
         autorun: false
       })
       worker.on('failed', (job, error) => { this.#onFailed(channel, job, error) })
-      worker.on('error', error => { this.#logger.error({ err: error, channel }, 'campaign worker error') })
+      worker.on('error', error => {
+        // While Redis is away each reconnect attempt of each worker fails here; the connection
+        // logs the outage once (createRedis), so these go to debug until it is back.
+        const level = connection.status === 'ready' ? 'error' : 'debug'
+        this.#logger[level]({ err: error, channel }, 'campaign worker error')
+      })
       this.#workers.push(worker)
     }
     for (const worker of this.#workers) {
@@ -114,14 +129,62 @@ export class CampaignWorkers {
    */
   async close (): Promise<void> {
     this.#closing ??= (async () => {
-      await Promise.all(this.#workers.map(async worker => { await worker.close() }))
+      // BullMQ's graceful close interrupts each worker's blocking connection and waits for its
+      // 'end', which a connection still reconnecting never emits (taskforcesh/bullmq#4656): a
+      // stop during an outage, or just after Redis came back, would hang there. So: with Redis
+      // answering, let the blocking connections come back first and close gracefully; without
+      // it no job can be completed anyway, so let ours finish and close by force (a job whose
+      // completion was not recorded is taken again once its lock expires: at least once).
+      await this.#blockingConnectionsBack(5000)
+      const graceMs = this.#options.closeGraceMs ?? 10_000
+      const graceful = this.#connection?.status === 'ready' && (await this.#blockingStatuses()).every(status => status === 'ready')
+      if (!graceful) await this.#whenIdle(graceMs)
+      const closed = Promise.all(this.#workers.map(async worker => { await worker.close(!graceful) }))
+      closed.catch(() => {})
+      const timedOut = await Promise.race([closed.then(() => false), (async () => {
+        await this.#whenIdle(Number.POSITIVE_INFINITY)
+        await sleep(graceMs, undefined, { ref: false })
+        return true
+      })()])
+      if (timedOut) this.#logger.warn({ code: 'CHURN_CAMPAIGN_CLOSE_TIMEOUT', graceful, blocking: await this.#blockingStatuses() }, 'campaign workers did not finish closing after their last job; leaving them')
       await Promise.all(this.#adapters.map(async adapter => { await adapter.close?.() }))
       this.#connection?.disconnect()
     })()
     await this.#closing
   }
 
+  /** Each worker's blocking connection's ioredis status. */
+  async #blockingStatuses (): Promise<string[]> {
+    return await Promise.all(this.#workers.map(async worker => (await worker.backend.blockingClient?.catch(() => undefined))?.status ?? 'none'))
+  }
+
+  /** Waits up to `timeoutMs` for blocking connections still reconnecting while the shared one is ready. */
+  async #blockingConnectionsBack (timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (Date.now() < deadline && this.#connection?.status === 'ready') {
+      if (!(await this.#blockingStatuses()).some(status => status === 'reconnecting' || status === 'connecting' || status === 'connect')) return
+      await sleep(100)
+    }
+  }
+
+  /** Resolves once no processor call is under way, or after `timeoutMs`. */
+  async #whenIdle (timeoutMs: number): Promise<void> {
+    if (this.#active === 0) return
+    const idle = new Promise<void>(resolve => { this.#idle.push(resolve) })
+    if (timeoutMs === Number.POSITIVE_INFINITY) return await idle
+    await Promise.race([idle, sleep(timeoutMs, undefined, { ref: false })])
+  }
+
   async #process (channel: Channel, adapter: ChannelAdapter, optOuts: OptOutList, job: Job<CampaignJobData, CampaignResult>): Promise<CampaignResult> {
+    this.#active++
+    try {
+      return await this.#deliver(channel, adapter, optOuts, job)
+    } finally {
+      if (--this.#active === 0) for (const resolve of this.#idle.splice(0)) resolve()
+    }
+  }
+
+  async #deliver (channel: Channel, adapter: ChannelAdapter, optOuts: OptOutList, job: Job<CampaignJobData, CampaignResult>): Promise<CampaignResult> {
     const counters = this.#counters[channel]
     if (await optOuts.has(job.data.event.subscriberId)) {
       counters.skippedOptedOut++

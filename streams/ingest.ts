@@ -34,6 +34,7 @@ import type { SourceStream } from '../schemas/catalog.ts'
 import { avroType, frameSchemaId } from '../schemas/codec.ts'
 import type { AvroCodec } from '../schemas/codec.ts'
 import { changelogMessages, featureChangeType } from './changelog.ts'
+import { ConsumerContact } from './consumer-contact.ts'
 import { StreamError } from './errors.ts'
 
 /** Header names on a dead-lettered message. */
@@ -133,10 +134,8 @@ export class IngestService {
   #seeking: Promise<void> = Promise.resolve()
   #stopping = false
   #running = false
-  /** When the consumer last heard from the cluster (a fetch, a heartbeat, a join). */
-  #contactAt = 0
-  /** Why the consumer is not consuming (its last crash), until it hears from the cluster again. */
-  #consumerProblem: string | undefined
+  /** Whether the consumer is in touch with Kafka (for readiness). */
+  #contact: ConsumerContact
   readonly #stats: IngestStats = {
     batches: 0, messages: 0, bronze: 0, silver: 0, quarantined: 0, deadLettered: 0, changelogPublished: 0, skippedRedelivered: 0, failing: 0, lastError: undefined, lastBatchAtMs: undefined
   }
@@ -152,6 +151,7 @@ export class IngestService {
       ...options
     }
     this.#logger = options.logger.child({ component: 'ingest' })
+    this.#contact = new ConsumerContact(this.#options.sessionTimeoutMs)
     this.#streamOf = new Map(SOURCE_STREAMS.map(s => [options.topics[s.topicKey], s.stream]))
   }
 
@@ -169,12 +169,7 @@ export class IngestService {
    * fetch, heartbeat or join for a session timeout (the broker gone while its retries run).
    */
   get consumerProblem (): string | undefined {
-    if (!this.#running) return undefined
-    if (this.#consumerProblem !== undefined) return this.#consumerProblem
-    const silentMs = Date.now() - this.#contactAt
-    // Fetches return at least every maxWaitTimeInMs and heartbeats go every few seconds.
-    if (silentMs > Math.max(5000, this.#options.sessionTimeoutMs / 2)) return `no answer from Kafka for ${Math.round(silentMs / 1000)} s`
-    return undefined
+    return this.#running ? this.#contact.problem : undefined
   }
 
   async start (): Promise<void> {
@@ -203,23 +198,14 @@ export class IngestService {
       // Batches wait for the seek, so nothing fetched from Kafka's committed offsets slips in.
       this.#seeking = this.#seekAssignedWithRetry(admin, event.payload.memberAssignment)
     })
-    const contact = (): void => {
-      this.#contactAt = Date.now()
-      this.#consumerProblem = undefined
-    }
-    for (const name of [this.#consumer.events.FETCH, this.#consumer.events.HEARTBEAT, this.#consumer.events.GROUP_JOIN]) this.#consumer.on(name, contact)
-    this.#consumer.on(this.#consumer.events.CRASH, event => {
-      const { error, restart } = event.payload
-      this.#consumerProblem = `consumer crashed${restart ? ' (restarting with backoff)' : ''}: ${describeError(error)}`
-      this.#logger.error({ err: error, restart }, 'consumer crashed')
-    })
+    this.#contact.watch(this.#consumer, this.#logger)
     await this.#consumer.subscribe({ topics: [...this.#streamOf.keys()], fromBeginning: true })
     await this.#consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: true,
       eachBatch: async payload => { await this.#onBatch(payload) }
     })
-    this.#contactAt = Date.now()
+    this.#contact.running()
     this.#running = true
     this.#timer = setInterval(() => { this.#maybeFlush(false) }, Math.max(10, Math.floor(this.#options.maxBatchWaitMs / 4)))
     this.#timer.unref()

@@ -2,12 +2,17 @@
  * Campaign test fixtures: realistic churn-risk events and job data, a local HTTP server standing
  * in for a channel's webhook receiver, and polling for a condition instead of sleeping.
  */
+import { timingSafeEqual } from 'node:crypto'
 import { once } from 'node:events'
+import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { CampaignJobData, Channel } from '../../scoring/campaign.ts'
+import { webhookSignature } from '../../scoring/channels.ts'
+import type { OutboxLine } from '../../scoring/channels.ts'
 import { RECOMMENDED_ACTIONS } from '../../scoring/tiers.ts'
 import type { ChurnRiskEvent } from '../../schemas/types.generated.ts'
 
@@ -50,7 +55,19 @@ export function campaignJob (channel: Channel, overrides: Partial<ChurnRiskEvent
 export async function waitFor<T> (check: () => T | Promise<T>, { timeoutMs = 10_000, what = 'condition' } = {}): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const value = await check()
+    // A check that never settles (a client stuck on a dead connection) fails at the deadline too.
+    let timer: NodeJS.Timeout | undefined
+    const stuck = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => { reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what} (the check itself did not return)`)) }, Math.max(deadline - Date.now(), 0) + 1000)
+    })
+    const checked = Promise.resolve(check())
+    checked.catch(() => {}) // settled after the deadline: nobody awaits it any more
+    let value: T
+    try {
+      value = await Promise.race([checked, stuck])
+    } finally {
+      clearTimeout(timer)
+    }
     if (value !== undefined && value !== null && value !== false) return value
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await sleep(25)
@@ -100,4 +117,20 @@ export async function webhookReceiver (respond: (request: ReceivedRequest, n: nu
 /** Answers with `status` and a short JSON body. */
 export function answer (response: ServerResponse, status: number): void {
   response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ status }))
+}
+
+/** Whether `request` carries `x-churn-signature` by `secret` over its `x-churn-timestamp` and body. */
+export function signedWith (secret: string, request: ReceivedRequest): boolean {
+  const timestamp = request.headers['x-churn-timestamp']
+  const signature = request.headers['x-churn-signature']
+  if (typeof timestamp !== 'string' || typeof signature !== 'string') return false
+  const expected = Buffer.from(webhookSignature(secret, timestamp, request.body))
+  const given = Buffer.from(signature)
+  return expected.length === given.length && timingSafeEqual(expected, given)
+}
+
+/** The lines of `<outboxDir>/<channel>.jsonl`, each parsed (none before the first delivery). */
+export async function outboxLines (outboxDir: string, channel: Channel): Promise<OutboxLine[]> {
+  const text = await readFile(path.join(outboxDir, `${channel}.jsonl`), 'utf8').catch(() => '')
+  return text.split('\n').filter(line => line !== '').map(line => JSON.parse(line) as OutboxLine)
 }

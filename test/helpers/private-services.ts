@@ -147,8 +147,11 @@ export interface RoleProcess {
   tail: () => string
   /** Log lines containing `text`. */
   count: (text: string) => number
-  /** SIGTERM, and waits for the exit code. */
-  stop: () => Promise<number | null>
+  /**
+   * SIGTERM, and waits for the exit code; SIGKILL after `graceMs` (null then), so a role that
+   * cannot shut down fails the test's clean-exit assertion instead of hanging the run.
+   */
+  stop: (graceMs?: number) => Promise<number | null>
 }
 
 /** Runs `churn <args>` as its own process with `env`, logging JSON to a buffer the test reads. */
@@ -176,9 +179,15 @@ export function startRole (args: readonly string[], env: Record<string, string |
     alive,
     tail: () => lines.slice(-40).join('\n'),
     count: text => all.join('').split(text).length - 1,
-    stop: async () => {
-      if (alive()) child.kill('SIGTERM')
-      return await exited
+    stop: async (graceMs = 30_000) => {
+      if (!alive()) return await exited
+      child.kill('SIGTERM')
+      const killer = setTimeout(() => { lines.push(`(test) no exit ${graceMs} ms after SIGTERM: SIGKILL`); child.kill('SIGKILL') }, graceMs)
+      try {
+        return await exited
+      } finally {
+        clearTimeout(killer)
+      }
     }
   }
 }

@@ -47,8 +47,64 @@ async function stopRole (role: RoleProcess): Promise<void> {
   assert.equal(await role.stop(), 0, `clean exit:\n${role.tail()}`)
 }
 
-// The Kafka broker outage under ingest (in e18782e) hung in some full-file runs; it is out of the
-// suite until its hang is found (see the closing note of stop 14).
+const began = Date.now()
+/** A `# outage` line on stderr per step, so a failure in CI shows how far the test got and when. */
+function step (what: string): void {
+  process.stderr.write(`# outage +${((Date.now() - began) / 1000).toFixed(1)} s: ${what}\n`)
+}
+
+describe('Kafka broker outage under ingest', () => {
+  let broker: PrivateService
+  let isolated: Isolated
+  let ingest: RoleProcess | undefined
+  before(async () => {
+    broker = await privateService('kafka')
+    await broker.start()
+    isolated = await isolatedConfig(broker.env, 'outage')
+  })
+  after(async () => {
+    await ingest?.stop()
+    await broker?.start().catch(() => {})
+    await isolated?.cleanup().catch(() => {})
+    await broker?.dispose()
+  })
+
+  it('reports not ready while the broker is gone, stays up, and lands everything once it is back', { timeout: 300_000 }, async () => {
+    const port = await freePort()
+    ingest = startRole(['ingest'], { ...isolated.env, ROLE_HTTP_PORT: String(port), INGEST_BATCH_MESSAGES: '500', KAFKA_SESSION_TIMEOUT_MS: '6000' })
+    const first = await produceTraffic({ config: isolated.config, logger, subscribers: 300, events: 1500, seed: 11 })
+    step(`kafka: ${first.sent} produced`)
+    await readyBecomes(ingest, port, 200, 'ingest ready')
+    await waitFor(async () => (await ingestCounters(port)).bronze >= first.sent, { timeoutMs: 60_000, what: `the first ${first.sent} messages in Bronze` })
+
+    const stopped = Date.now()
+    await broker.stop()
+    step('kafka: broker stopped')
+    await readyBecomes(ingest, port, 503, 'ingest to report not ready without Kafka')
+    const notReadyAfterMs = Date.now() - stopped
+    // Down long enough for the consumer's retries to run out and restart at least once.
+    await sleep(5000)
+    assert.ok(ingest.alive(), `ingest stays up without Kafka:\n${ingest.tail()}`)
+    assert.equal(await httpStatus(`http://127.0.0.1:${port}/ready`), 503, 'still not ready')
+    assert.equal(await httpStatus(`http://127.0.0.1:${port}/health`), 200, 'alive all along')
+
+    await broker.start()
+    step('kafka: broker back')
+    const second = await produceTraffic({ config: isolated.config, logger, subscribers: 300, events: 1500, seed: 12 })
+    step(`kafka: ${second.sent} more produced`)
+    await readyBecomes(ingest, port, 200, 'ingest ready again')
+    const produced = first.sent + second.sent
+    await waitFor(async () => {
+      assert.ok(ingest?.alive(), ingest?.tail())
+      return (await ingestCounters(port)).bronze >= produced
+    }, { timeoutMs: 90_000, what: `${produced} messages in Bronze` })
+    step('kafka: caught up')
+    await stopRole(ingest)
+    ingest = undefined
+    assert.equal(await assertLandedOnce(isolated.config), produced)
+    process.stderr.write(`# kafka outage under ingest: ${produced} events, not ready ${notReadyAfterMs} ms after the broker stopped\n`)
+  })
+})
 
 /** The role's Bronze and dead-letter counters, from its /metrics. */
 async function ingestCounters (port: number): Promise<{ bronze: number, deadLettered: number }> {
@@ -73,7 +129,7 @@ describe('registry outage under ingest', () => {
     await registry?.dispose()
   })
 
-  it('does not dead-letter valid messages it cannot resolve, reports not ready, and lands them once the registry is back', async () => {
+  it('does not dead-letter valid messages it cannot resolve, reports not ready, and lands them once the registry is back', { timeout: 300_000 }, async () => {
     const port = await freePort()
     // A fresh process: its schema cache is empty, so the first messages need the registry.
     ingest = startRole(['ingest'], { ...isolated.env, ROLE_HTTP_PORT: String(port), INGEST_BATCH_MESSAGES: '500' })
@@ -85,6 +141,7 @@ describe('registry outage under ingest', () => {
     try {
       produced = (await produceTraffic({ config: isolated.config, logger, subscribers: 300, events: 1500, seed: 21 })).sent
       await registry.stop()
+      step('registry: stopped')
     } finally {
       ingest.child.kill('SIGCONT')
     }
@@ -129,7 +186,7 @@ describe('Redis outage under the workers and the API', () => {
     return text.split('\n').filter(line => line !== '').map(line => JSON.parse(line) as OutboxLine)
   }
 
-  it('`churn work` reports not ready while Redis is gone, stays up, and delivers every queued job once', async () => {
+  it('`churn work` reports not ready while Redis is gone, stays up, and delivers every queued job once', { timeout: 180_000 }, async () => {
     const port = await freePort()
     const work = startRole(['work'], { ...isolated.env, ROLE_HTTP_PORT: String(port) })
     roles.push(work)
@@ -148,6 +205,7 @@ describe('Redis outage under the workers and the API', () => {
       const queuedAt = Date.now()
       for (let n = 20; n < 40; n++) await add(n, DELAY_MS)
       await redis.stop()
+      step('redis: stopped under work')
       assert.ok(Date.now() - queuedAt < DELAY_MS, 'Redis stopped before the delayed jobs were due')
       await readyBecomes(work, port, 503, 'workers to report not ready without Redis')
       // Down past the moment the jobs fell due.
@@ -157,6 +215,7 @@ describe('Redis outage under the workers and the API', () => {
       assert.equal((await outbox('crm')).length, 20, 'nothing delivered while Redis is away')
 
       await redis.start()
+      step('redis: back under work')
       await readyBecomes(work, port, 200, 'workers ready again')
       await waitFor(async () => (await outbox('crm')).length >= 40, { timeoutMs: 30_000, what: 'all 40 jobs delivered' })
       await waitFor(async () => (await queues.queues.crm.getJobCounts('completed')).completed === 40, { timeoutMs: 10_000, what: '40 completed jobs' })
@@ -165,14 +224,36 @@ describe('Redis outage under the workers and the API', () => {
       await redis.start()
       await queues.close()
     }
+    step('redis: stopping work')
     await stopRole(work)
+    step(`redis: work exited; ${work.count('CHURN_CAMPAIGN_CLOSE_TIMEOUT')} close timeout(s), ${work.count('campaign worker error')} worker error line(s)`)
     const lines = await outbox('crm')
     assert.equal(lines.length, 40, 'each job delivered once')
     assert.equal(new Set(lines.map(l => l.jobId)).size, 40, 'no job twice')
     assert.equal(new Set(lines.map(l => l.event.subscriberId)).size, 40)
   })
 
-  it('`churn serve` reports redis failed on /api/v1/ready while Redis is gone, and ok once it is back', async () => {
+  it('`churn work` stopped during the outage, or the moment Redis is back (its connections still reconnecting), exits cleanly', { timeout: 180_000 }, async () => {
+    // BullMQ's own graceful close waits forever on a blocking connection that is reconnecting
+    // (taskforcesh/bullmq#4656); the role must exit either way, within its grace.
+    for (const when of ['during the outage', 'the moment Redis is back']) {
+      await redis.start()
+      const port = await freePort()
+      const work = startRole(['work'], { ...isolated.env, ROLE_HTTP_PORT: String(port) })
+      roles.push(work)
+      await readyBecomes(work, port, 200, 'workers ready')
+      await redis.stop()
+      await readyBecomes(work, port, 503, 'workers to report not ready without Redis')
+      // Long enough for ioredis's reconnect backoff to reach its 2 s cap.
+      await sleep(6000)
+      if (when !== 'during the outage') await redis.start()
+      step(`redis: stopping work ${when}`)
+      await stopRole(work)
+      step(`redis: work exited; ${work.count('CHURN_CAMPAIGN_CLOSE_TIMEOUT')} close timeout(s)`)
+    }
+  })
+
+  it('`churn serve` reports redis failed on /api/v1/ready while Redis is gone, and ok once it is back', { timeout: 180_000 }, async () => {
     await redis.start()
     const port = await freePort()
     const serve = startRole(['serve'], { ...isolated.env, HTTP_PORT: String(port), HTTP_HOST: '127.0.0.1' })
@@ -184,11 +265,13 @@ describe('Redis outage under the workers and the API', () => {
     }
     await waitFor(async () => await redisCheck() === 'ok', { timeoutMs: 30_000, what: 'serve answering with redis ok' })
     await redis.stop()
+    step('redis: stopped under serve')
     await waitFor(async () => await redisCheck() === 'failed', { timeoutMs: 30_000, what: 'redis failed on /api/v1/ready' })
     assert.equal(await httpStatus(`http://127.0.0.1:${port}/api/v1/ready`), 503)
     assert.equal(await httpStatus(`http://127.0.0.1:${port}/api/v1/health`), 200, 'alive all along')
     await redis.start()
     await waitFor(async () => await redisCheck() === 'ok', { timeoutMs: 30_000, what: 'redis ok again' })
+    step('redis: stopping serve')
     await stopRole(serve)
   })
 })
