@@ -80,6 +80,7 @@ function build (values: Values) {
     kafka: { brokers: values.KAFKA_BROKERS, clientId: values.KAFKA_CLIENT_ID, sessionTimeoutMs: values.KAFKA_SESSION_TIMEOUT_MS },
     registry: { url: values.SCHEMA_REGISTRY_URL },
     redis: { url: values.REDIS_URL, prefix: values.REDIS_KEY_PREFIX },
+    startup: { backoffMaxMs: values.STARTUP_BACKOFF_MAX_MS },
     lakehouse: { path: values.DUCKDB_PATH, exportDir: values.LAKEHOUSE_EXPORT_DIR, settings: { memory_limit: megabytes(values.DUCKDB_MEMORY_LIMIT) } },
     ingest: { groupId: values.INGEST_GROUP_ID, batchMessages: values.INGEST_BATCH_MESSAGES, batchWaitMs: values.INGEST_BATCH_WAIT_MS },
     model: { dir: values.MODEL_DIR, gate: { tolerance: values.MODEL_GATE_TOLERANCE, minAuc: values.MODEL_MIN_AUC } },
@@ -90,6 +91,8 @@ function build (values: Values) {
       cooldownMs: values.CAMPAIGN_COOLDOWN_MS,
       attempts: values.CAMPAIGN_ATTEMPTS,
       backoffMs: values.CAMPAIGN_BACKOFF_MS,
+      lockMs: values.CAMPAIGN_LOCK_MS,
+      maxStalls: values.CAMPAIGN_MAX_STALLS,
       outboxDir: values.OUTBOX_DIR,
       webhook: { secret: values.WEBHOOK_SECRET, timeoutMs: values.WEBHOOK_TIMEOUT_MS },
       channels: {

@@ -51,3 +51,7 @@ export function describeError (error: unknown): string {
   if (error instanceof Error) return error.message
   return String(error)
 }
+
+/** The codes core raises itself (the shared Redis probe). */
+export const CORE_ERROR_CODES = ['CHURN_REDIS_UNAVAILABLE', 'CHURN_REDIS_REFUSED'] as const
+export type CoreErrorCode = typeof CORE_ERROR_CODES[number]

@@ -1,6 +1,8 @@
 /** The one place Redis connections are built, for the online store, BullMQ and health checks. */
 import { Redis } from 'ioredis'
 import type { RedisOptions } from 'ioredis'
+import { ChurnError, describeError } from './errors.ts'
+import type { CoreErrorCode } from './errors.ts'
 import type { Logger } from './logger.ts'
 
 export interface RedisClientOptions {
@@ -48,4 +50,34 @@ export function createRedis (options: RedisClientOptions): Redis {
     options.logger?.info({ redis: options.name }, 'redis connection back')
   })
   return redis
+}
+
+/** Redis's answers that mean "not yet" rather than "no": loading its data, busy, a replica without its primary. */
+const NOT_YET_REPLIES = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/
+
+/**
+ * One connection attempt and a PING, then the connection is closed: whether Redis answers now.
+ * @throws ChurnError `CHURN_REDIS_UNAVAILABLE` (retriable) when it cannot be reached, does not
+ *   answer within `timeoutMs`, or is still loading; `CHURN_REDIS_REFUSED` when it answers with a
+ *   refusal (a wrong password, a missing permission): configuration, not worth waiting for.
+ */
+export async function pingRedis (url: string, timeoutMs = 3000): Promise<void> {
+  // disconnectTimeout: ioredis otherwise keeps a 2 s timer for a socket that never opened, holding up a stop.
+  const redis = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: timeoutMs, commandTimeout: timeoutMs, disconnectTimeout: 100 })
+  let first: unknown
+  redis.on('error', (error: unknown) => { first ??= error })
+  try {
+    await redis.connect()
+    await redis.ping()
+  } catch (caught) {
+    // ioredis rejects with "Connection is closed."; the connection's own error says why.
+    const error = first ?? caught
+    const message = describeError(error)
+    if (error instanceof Error && error.name === 'ReplyError' && !NOT_YET_REPLIES.test(message)) {
+      throw new ChurnError<CoreErrorCode>('CHURN_REDIS_REFUSED', `Redis refused the connection: ${message}; check REDIS_URL`, { cause: error })
+    }
+    throw new ChurnError<CoreErrorCode>('CHURN_REDIS_UNAVAILABLE', `Redis did not answer: ${message}`, { cause: error, retriable: true })
+  } finally {
+    redis.disconnect()
+  }
 }

@@ -68,13 +68,15 @@ export class RequestError extends ChurnError<RequestErrorCode> {
 }
 
 /**
- * Access to the HTTP API (`http/auth.ts`): the `code` of the 4xx/503 bodies the auth hook and
- * the rate limit answer with. Not thrown inside the process; listed so clients can branch on them.
+ * Access to the HTTP API (`http/auth.ts`, `http/dashboard.ts`): the `code` of the 4xx/503 bodies
+ * the auth hook, the rate limit and the read-only dashboard answer with. Not thrown inside the
+ * process; listed so clients can branch on them.
  */
 export const API_ACCESS_ERROR_CODES = [
   'CHURN_API_KEY_MISSING',
   'CHURN_API_KEY_INVALID',
   'CHURN_API_NO_KEYS',
-  'CHURN_API_RATE_LIMITED'
+  'CHURN_API_RATE_LIMITED',
+  'CHURN_API_READ_ONLY'
 ] as const
 export type ApiAccessErrorCode = typeof API_ACCESS_ERROR_CODES[number]

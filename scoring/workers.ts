@@ -4,6 +4,12 @@
  * rest to the channel's adapter. Attempts and exponential backoff come from the job options the
  * scorer adds (`campaignJobOptions`); a permanent refusal becomes BullMQ's `UnrecoverableError`,
  * so the job goes to the failed set without waiting through its retries.
+ *
+ * A worker that dies mid-delivery (SIGKILL, OOM, a lost node) leaves its jobs active under a lock
+ * it no longer renews; BullMQ's stalled-job check hands them back once the lock has expired
+ * (`CAMPAIGN_LOCK_MS`, also how often the check runs), and they are delivered again: at least once.
+ * BullMQ fails a job for good after its first hand-back by default, which loses any job that is in
+ * flight at two deaths in a row (a crash loop); `CAMPAIGN_MAX_STALLS` sets how many are allowed.
  */
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -100,13 +106,18 @@ export class CampaignWorkers {
       const adapter = createAdapter(channel, config.campaign)
       this.#adapters.push(adapter)
       const { ratePerSecond } = config.campaign.channels[channel]
+      const { lockMs, maxStalls } = config.campaign
       const worker = new Worker<CampaignJobData, CampaignResult>(queueName(channel), async job => await this.#process(channel, adapter, optOuts, job), {
         connection,
         prefix: bullPrefix(config.redis.prefix),
         concurrency: Math.min(concurrency, ratePerSecond),
         limiter: { max: ratePerSecond, duration: 1000 },
+        lockDuration: lockMs,
+        stalledInterval: lockMs,
+        maxStalledCount: maxStalls,
         autorun: false
       })
+      worker.on('stalled', jobId => { this.#logger.warn({ channel, jobId }, 'campaign job handed back from a worker that died; delivering it again') })
       worker.on('failed', (job, error) => { this.#onFailed(channel, job, error) })
       worker.on('error', error => {
         // While Redis is away each reconnect attempt of each worker fails here; the connection

@@ -7,6 +7,7 @@
 import type { Admin, ITopicConfig, Kafka } from 'kafkajs'
 import type { Config } from '../config/index.ts'
 import { SOURCE_STREAMS } from '../schemas/catalog.ts'
+import { StreamError } from './errors.ts'
 
 const DAY_MS = 24 * 60 * 60 * 1000
 
@@ -51,8 +52,36 @@ export async function ensureTopics (admin: Admin, specs: readonly TopicSpec[], r
   }))
   // Another process may create the same topic between the listing and this call; kafkajs then
   // answers false for the batch, and the topics exist either way.
-  await admin.createTopics({ waitForLeaders: true, topics })
+  try {
+    await admin.createTopics({ waitForLeaders: true, topics })
+  } catch (error) {
+    throw topicsRefused(error) ?? error
+  }
   return missing.map(spec => spec.topic)
+}
+
+interface TopicError { topic?: unknown, message?: unknown, type?: unknown, retriable?: unknown }
+
+/**
+ * kafkajs's "Topic creation errors" (one error per topic) as one error that says what Kafka
+ * answered for which topics, e.g. an invalid replication factor; retriable only when every
+ * answer was. Undefined for anything else, or when every topic merely exists already.
+ */
+function topicsRefused (error: unknown): StreamError | undefined {
+  const errors = (error as { errors?: unknown } | null)?.errors
+  if (!Array.isArray(errors)) return undefined
+  const refusals = (errors as TopicError[]).filter(e => e.type !== 'TOPIC_ALREADY_EXISTS')
+  if (refusals.length === 0) return undefined
+  const byReason = new Map<string, string[]>()
+  for (const refusal of refusals) {
+    const reason = `${String(refusal.message)}${typeof refusal.type === 'string' ? ` (${refusal.type})` : ''}`
+    byReason.set(reason, [...byReason.get(reason) ?? [], String(refusal.topic)])
+  }
+  const described = [...byReason].map(([reason, topics]) => `${reason} for ${topics.length === 1 ? 'topic' : `${topics.length} topics`} ${topics.join(', ')}`)
+  return new StreamError('CHURN_TOPICS_REFUSED', `Kafka refused to create topics: ${described.join('; ')}. Check TOPIC_PARTITIONS, TOPIC_REPLICATION_FACTOR and the topic names against the cluster.`, {
+    cause: error,
+    retriable: refusals.every(r => r.retriable === true)
+  })
 }
 
 /** Creates whichever of the project's topics do not exist yet, with an admin client of its own. */

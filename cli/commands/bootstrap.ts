@@ -10,6 +10,7 @@ import { TrainingError } from '../../training/errors.ts'
 import { ModelRegistry } from '../../training/registry.ts'
 import { exportCoverage, uncoveredMessages } from '../../training/sets.ts'
 import type { Command, CommandContext } from '../context.ts'
+import { awaitDependencies } from '../dependencies.ts'
 import { UsageError } from '../errors.ts'
 import { parseOptions, positiveInteger } from '../options.ts'
 import { parseTrainArguments, renderOutcome, train } from './train.ts'
@@ -124,6 +125,12 @@ export const bootstrapCommand: Command = {
     const fromExport = values['from-export']
     const trainArgs = { ...parseTrainArguments(training), ...(fromExport === undefined ? {} : { fromExport }) }
     const { config, logger } = context
+    // An init container starts with its pod, possibly before Kafka and the registry answer: wait
+    // for them (backoff, a warning when the reason changes) instead of exiting into a restart loop.
+    // No stop signal of its own: SIGTERM ends it the default way, never with exit code 0, which
+    // would let the pod start without a model. The registry only where something is produced.
+    const registry = fromExport === undefined || values['seed-demo'] === true
+    await awaitDependencies(context, { ...(registry ? { schemas: 'all' as const } : {}), topics: true }, { role: 'bootstrap' })
 
     if (fromExport !== undefined) {
       // Ingest runs in its own pod and holds the lakehouse file: train from its export instead.

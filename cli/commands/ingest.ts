@@ -2,6 +2,7 @@ import { createRedis } from '../../core/redis.ts'
 import { registerIngestMetrics } from '../../scoring/http/metrics.ts'
 import type { IngestService } from '../../streams/ingest.ts'
 import { runIngest } from '../../streams/ingest-role.ts'
+import { awaitDependencies } from '../dependencies.ts'
 import { UsageError } from '../errors.ts'
 import { parseOptions, positiveInteger, untilInterrupted } from '../options.ts'
 import { withRoleHttp } from '../role-http.ts'
@@ -26,24 +27,30 @@ export const ingestCommand: Command = {
         // With ROLE_HTTP_PORT: ingest's counters and batch timings, ready while batches land.
         let service: IngestService | undefined
         const metrics = http === undefined ? undefined : registerIngestMetrics(http.registry, () => service?.stats)
-        return await untilInterrupted(async signal => await runIngest({
-          config: context.config, logger: context.logger, untilCaughtUp: values['until-caught-up'] === true, signal,
-          publishQuality: { redis, prefix: context.config.redis.prefix },
-          ...(exportParquet === undefined ? {} : { exportParquet }),
-          ...(metrics === undefined ? {} : { onBatch: metrics.observeBatch }),
-          onStarted: started => {
-            service = started
-            http?.setReadiness(() => {
-              const stats = started.stats
-              const problem = stats.failing > 0 ? `micro-batch failing (${stats.failing} attempts): ${stats.lastError ?? 'unknown error'}` : started.consumerProblem ?? 'ingest is not consuming'
-              return { ready: started.ready, problems: started.ready ? [] : [problem] }
-            })
-          }
-        }))
+        return await untilInterrupted(async signal => {
+          // Kafka and the registry may come up after this process: wait for them, not ready meanwhile.
+          if (!await awaitDependencies(context, { schemas: 'all', topics: true }, { role: 'ingest', signal, onWaiting: http?.waiting })) return undefined
+          return await runIngest({
+            config: context.config, logger: context.logger, untilCaughtUp: values['until-caught-up'] === true, signal,
+            publishQuality: { redis, prefix: context.config.redis.prefix },
+            ...(exportParquet === undefined ? {} : { exportParquet }),
+            ...(metrics === undefined ? {} : { onBatch: metrics.observeBatch }),
+            onStarted: started => {
+              service = started
+              http?.setReadiness(() => {
+                const stats = started.stats
+                const problem = stats.failing > 0 ? `micro-batch failing (${stats.failing} attempts): ${stats.lastError ?? 'unknown error'}` : started.consumerProblem ?? 'ingest is not consuming'
+                return { ready: started.ready, problems: started.ready ? [] : [problem] }
+              })
+            }
+          })
+        })
       })
     } finally {
       redis.disconnect()
     }
+    // Stopped while waiting for its dependencies: nothing ran, nothing to report.
+    if (summary === undefined) return 0
     context.out.write(renderTable(['batches', 'messages', 'bronze', 'silver', 'quarantined', 'dead-lettered', 'changelog', 'lag', 'seconds'], [[
       String(summary.batches), String(summary.messages), String(summary.bronze), String(summary.silver), String(summary.quarantined),
       String(summary.deadLettered), String(summary.changelogPublished), String(summary.lag), (summary.ms / 1000).toFixed(1)

@@ -3,9 +3,6 @@
  * Fastify instance without listening, so tests drive it with `app.inject()`; `server.ts` listens.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createBullBoard } from '@bull-board/api'
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter'
-import { FastifyAdapter } from '@bull-board/fastify'
 import type { Queue } from 'bullmq'
 import { fastify } from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
@@ -25,6 +22,7 @@ import { sessionRoutes } from './routes/session.ts'
 import type { RiskFeed } from './risk-feed.ts'
 import type { PublishedQuality } from '../../streams/quality-publisher.ts'
 import { registerAuth } from './auth.ts'
+import { registerDashboard } from './dashboard.ts'
 import { registerHttpMetrics } from './metrics.ts'
 import type { KafkaFigures } from './metrics.ts'
 import { registerOpenApi } from './openapi.ts'
@@ -79,8 +77,7 @@ export interface AppDeps {
   quality?: () => Promise<PublishedQuality | undefined>
 }
 
-/** Where the dashboard is mounted. */
-export const DASHBOARD_PATH = '/queues'
+export { DASHBOARD_PATH } from './dashboard.ts'
 
 const healthSchema = {
   type: 'object',
@@ -113,7 +110,15 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   const logger: FastifyBaseLogger = deps.logger.child({ component: 'http' })
   // No access log line per request (a hot path at thousands per second): latency and status are
   // in /metrics, and the error handler logs every refusal and failure with its request id.
-  const app = fastify({ loggerInstance: logger, disableRequestLogging: true, ...(deps.config === undefined ? {} : { bodyLimit: deps.config.api.bodyLimitBytes }) })
+  // No type coercion: Fastify's default reads a JSON body leniently where a number is declared
+  // ("0x10" as 16, " 12 " as 12, "" as null, true as 1), so a feature sent as the wrong type was
+  // scored as something the client never wrote. No route reads a typed query, params or headers.
+  const app = fastify({
+    loggerInstance: logger,
+    disableRequestLogging: true,
+    ajv: { customOptions: { coerceTypes: false } },
+    ...(deps.config === undefined ? {} : { bodyLimit: deps.config.api.bodyLimitBytes })
+  })
   // Before any route: swagger collects routes as they are added, and the hooks of auth and
   // metrics must cover every route. Without configuration no key is accepted (keyed routes 503).
   await registerOpenApi(app)
@@ -153,12 +158,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   if (deps.riskFeed !== undefined) eventsRoute(app, { feed: deps.riskFeed })
   sessionRoutes(app)
 
-  // Keyed like every API route (the header, or the cookie POST /api/v1/session sets: see
-  // auth.ts), and read-only: it shows jobs but cannot retry, remove or add them.
-  const board = new FastifyAdapter()
-  board.setBasePath(DASHBOARD_PATH)
-  createBullBoard({ queues: deps.queues.map(queue => new BullMQAdapter(queue, { readOnlyMode: true })), serverAdapter: board })
-  await app.register(board.registerPlugin(), { prefix: DASHBOARD_PATH, logLevel: 'warn' })
+  await registerDashboard(app, { queues: deps.queues, logger })
 
   return app
 }

@@ -5,6 +5,10 @@
  * queues that the scorer's header promises.
  */
 import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Type } from 'avsc'
+import type { Consumer, Kafka } from 'kafkajs'
 import type { Config } from '../../config/index.ts'
 import { createRedis } from '../../core/redis.ts'
 import { DAY_MS, DAYS_SINCE_LAST_ACTIVITY } from '../../lakehouse/features.ts'
@@ -14,6 +18,7 @@ import { CHANNELS, TIER_CHANNELS, campaignJobId } from '../../scoring/campaign.t
 import type { Channel } from '../../scoring/campaign.ts'
 import { campaignQueues } from '../../scoring/queues.ts'
 import { OnlineStore } from '../../scoring/store.ts'
+import type { StoredState } from '../../scoring/store.ts'
 import { nextTier, tierOf } from '../../scoring/tiers.ts'
 import type { RiskTier } from '../../scoring/tiers.ts'
 import { createKafka } from '../../streams/kafka.ts'
@@ -69,6 +74,131 @@ export function vectorChange (subscriberId: string, version: number, vector: Tie
 
 export interface ScorerInvariantCounts { events: number, redelivered: number, jobs: number }
 
+/** A churn-risk event with where it sits on the topic. */
+export type PlacedRiskEvent = ChurnRiskEvent & { partition: number, offset: number }
+
+function byPlace (a: { partition: number, offset: number }, b: { partition: number, offset: number }): number {
+  return a.partition - b.partition || a.offset - b.offset
+}
+
+/**
+ * The churn-risk topic read from its start by a consumer of its own for as long as a test runs,
+ * decoded as it arrives, so a test that checks the topic after every wave reads each event once.
+ */
+export class ChurnRiskReader {
+  readonly #config: Config
+  readonly #kafka: Kafka
+  readonly #consumer: Consumer
+  readonly #codec: AvroCodec
+  readonly #raw: Array<{ partition: number, offset: number, value: Buffer }> = []
+  readonly #consumed = new Map<number, number>()
+  readonly #decoded: PlacedRiskEvent[] = []
+  #reader: Type | undefined
+
+  private constructor (config: Config) {
+    this.#config = config
+    this.#kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'test-risk-reader', logger })
+    this.#consumer = this.#kafka.consumer({ groupId: `test-risk-reader-${randomUUID()}`, maxWaitTimeInMs: 100 })
+    this.#codec = new AvroCodec({ registryUrl: config.registry.url })
+  }
+
+  static async open (config: Config): Promise<ChurnRiskReader> {
+    const reader = new ChurnRiskReader(config)
+    reader.#reader = avroType((await latestSchema('churn-risk')).schema)
+    await reader.#consumer.connect()
+    await reader.#consumer.subscribe({ topics: [config.topics.churnRisk], fromBeginning: true })
+    await reader.#consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        reader.#raw.push({ partition, offset: Number(message.offset), value: message.value as Buffer })
+        reader.#consumed.set(partition, Number(message.offset) + 1)
+        await Promise.resolve()
+      }
+    })
+    return reader
+  }
+
+  /** Every event on the topic up to its high watermarks at the time of the call, in partition and offset order. */
+  async events (timeoutMs = 60_000): Promise<PlacedRiskEvent[]> {
+    const admin = this.#kafka.admin()
+    await admin.connect()
+    const highs = await admin.fetchTopicOffsets(this.#config.topics.churnRisk).finally(async () => { await admin.disconnect() })
+    const deadline = Date.now() + timeoutMs
+    while (!highs.every(h => (this.#consumed.get(h.partition) ?? 0) >= Number(h.high))) {
+      if (Date.now() > deadline) throw new Error(`the churn-risk topic not read to its end within ${timeoutMs} ms`)
+      await sleep(20)
+    }
+    const fresh = this.#raw.splice(0)
+    await this.#codec.loadWriters(fresh.map(m => m.value.readInt32BE(1)))
+    for (const m of fresh) this.#decoded.push({ ...this.#codec.decode<ChurnRiskEvent>(m.value, this.#reader as Type).value, partition: m.partition, offset: m.offset })
+    return [...this.#decoded].sort(byPlace)
+  }
+
+  async close (): Promise<void> {
+    await this.#consumer.disconnect().catch(() => {})
+  }
+}
+
+/** Every event on the churn-risk topic, from `risk` or else read afresh. */
+async function riskEvents (config: Config, risk: ChurnRiskReader | undefined): Promise<PlacedRiskEvent[]> {
+  if (risk !== undefined) return await risk.events()
+  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'test-invariants', logger })
+  const codec = new AvroCodec({ registryUrl: config.registry.url })
+  const reader = avroType((await latestSchema('churn-risk')).schema)
+  const messages = await readTopic(kafka, config.topics.churnRisk)
+  await codec.loadWriters(messages.map(m => (m.value as Buffer).readInt32BE(1)))
+  return messages.map(m => ({ ...codec.decode<ChurnRiskEvent>(m.value, reader).value, partition: m.partition, offset: Number(m.offset) })).sort(byPlace)
+}
+
+interface ScorerView { all: PlacedRiskEvent[], byId: Map<string, PlacedRiskEvent[]>, states: Array<StoredState | null> }
+
+async function scorerView (config: Config, subscribers: readonly TrackedSubscriber[], risk: ChurnRiskReader | undefined): Promise<ScorerView> {
+  const all = await riskEvents(config, risk)
+  const byId = new Map<string, PlacedRiskEvent[]>()
+  for (const e of all) {
+    const own = byId.get(e.subscriberId)
+    if (own === undefined) byId.set(e.subscriberId, [e])
+    else own.push(e)
+  }
+  const redis = createRedis({ url: config.redis.url })
+  const states = await new OnlineStore(redis, config.redis.prefix).states(subscribers.map(s => s.id)).finally(() => { redis.disconnect() })
+  return { all, byId, states }
+}
+
+function story (s: TrackedSubscriber, own: readonly PlacedRiskEvent[], state: StoredState | null): string {
+  return `events ${JSON.stringify(own.map(e => `v${e.featureVersion}:${e.tier}<-${e.previousTier ?? '-'}@${e.partition}/${e.offset}`))}, version tiers ${s.versions.map(v => v.tier[0]).join('')}, store ${JSON.stringify(state)}`
+}
+
+/** Subscribers whose last event on the topic is not the tier and probability the store says were last announced (none when nothing was). */
+function unannounced (subscribers: readonly TrackedSubscriber[], { byId, states }: ScorerView): string[] {
+  const problems: string[] = []
+  for (const [i, s] of subscribers.entries()) {
+    const state = states[i] ?? null
+    const own = byId.get(s.id) ?? []
+    const last = own[own.length - 1]
+    const announced = state?.emittedProbability ?? null
+    if (last === undefined ? announced !== null : last.tier !== state?.tier || last.probability !== announced) {
+      problems.push(`${s.id}: the last event on the topic (${last === undefined ? 'none' : `v${last.featureVersion} ${last.tier} p=${last.probability}`}) is not what the store last announced (${state?.tier ?? 'nothing'} p=${announced ?? 'none'}); ${story(s, own, state)}`)
+    }
+  }
+  return problems
+}
+
+/**
+ * The subscribers whose last churn-risk event on the topic is not what the store says was last
+ * announced: right after a crash, the ones whose events went out in a batch the scorer did not
+ * finish (what a restart has to make good); once the scorer has caught up, none.
+ */
+export async function unannouncedSubscribers (config: Config, subscribers: readonly TrackedSubscriber[], risk?: ChurnRiskReader): Promise<string[]> {
+  return unannounced(subscribers, await scorerView(config, subscribers, risk))
+}
+
+export interface ScorerInvariantOptions {
+  /** The model version every event was scored with. @defaultValue 1 */
+  modelVersion?: number
+  /** Reads the churn-risk topic through it instead of afresh (for tests that check after every wave). */
+  risk?: ChurnRiskReader
+}
+
 /**
  * Asserts, once the scorer group has committed everything: the store holds each subscriber's
  * newest version and the tier its vector gives; each subscriber's events are on one partition and
@@ -77,33 +207,23 @@ export interface ScorerInvariantCounts { events: number, redelivered: number, jo
  * campaign job per channel, subscriber and tier, and one for every announced high or medium
  * (subscriber, tier), each for an event on the topic (the cooldown must cover the whole test).
  */
-export async function assertScorerInvariants (config: Config, subscribers: readonly TrackedSubscriber[], modelVersion = 1): Promise<ScorerInvariantCounts> {
-  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'test-invariants', logger })
-  const codec = new AvroCodec({ registryUrl: config.registry.url })
-  const reader = avroType((await latestSchema('churn-risk')).schema)
-  const messages = (await readTopic(kafka, config.topics.churnRisk)).sort((a, b) => a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)))
-  await codec.loadWriters(messages.map(m => (m.value as Buffer).readInt32BE(1)))
-  const all = messages.map(m => ({ ...codec.decode<ChurnRiskEvent>(m.value, reader).value, partition: m.partition }))
-  const byId = new Map<string, typeof all>()
-  for (const e of all) byId.set(e.subscriberId, [...(byId.get(e.subscriberId) ?? []), e])
-
-  const redis = createRedis({ url: config.redis.url })
-  const states = await new OnlineStore(redis, config.redis.prefix).states(subscribers.map(s => s.id)).finally(() => { redis.disconnect() })
+export async function assertScorerInvariants (config: Config, subscribers: readonly TrackedSubscriber[], options: ScorerInvariantOptions = {}): Promise<ScorerInvariantCounts> {
+  const { modelVersion = 1, risk } = options
+  const view = await scorerView(config, subscribers, risk)
+  const { all, byId, states } = view
   const problems: string[] = []
   for (const [i, s] of subscribers.entries()) {
     const state = states[i] ?? null
     const own = byId.get(s.id) ?? []
-    const story = `events ${JSON.stringify(own.map(e => `v${e.featureVersion}:${e.tier}<-${e.previousTier ?? '-'}@${e.partition}`))}, version tiers ${s.versions.map(v => v.tier[0]).join('')}, store ${JSON.stringify(state)}`
     const newest = s.versions[s.versions.length - 1]
     if (newest === undefined) continue
-    if (state?.version !== s.versions.length) problems.push(`${s.id}: the store holds version ${state?.version ?? 'none'}, not ${s.versions.length}; ${story}`)
-    else if (state.tier !== newest.tier) problems.push(`${s.id}: the store's tier is ${state.tier}, version ${s.versions.length} scores ${newest.tier}; ${story}`)
-    if (new Set(own.map(e => e.partition)).size > 1) problems.push(`${s.id}: events on several partitions; ${story}`)
-    const last = own[own.length - 1]
-    const announced = state?.emittedProbability ?? null
-    if (last === undefined ? announced !== null : last.tier !== state?.tier || last.probability !== announced) problems.push(`${s.id}: the last event on the topic is not what the store last announced; ${story}`)
+    if (state?.version !== s.versions.length) problems.push(`${s.id}: the store holds version ${state?.version ?? 'none'}, not ${s.versions.length}; ${story(s, own, state)}`)
+    else if (state.tier !== newest.tier) problems.push(`${s.id}: the store's tier is ${state.tier}, version ${s.versions.length} scores ${newest.tier}; ${story(s, own, state)}`)
+    if (new Set(own.map(e => e.partition)).size > 1) problems.push(`${s.id}: events on several partitions; ${story(s, own, state)}`)
   }
-  assert.deepEqual(problems.slice(0, 5), [], `${problems.length} subscriber(s) not at their newest version and tier, or whose last event is not their current tier`)
+  assert.deepEqual(problems.slice(0, 5), [], `${problems.length} subscriber(s) not at their newest version and its tier, or with events on several partitions`)
+  const lost = unannounced(subscribers, view)
+  assert.deepEqual(lost.slice(0, 5), [], `${lost.length} subscriber(s) whose last churn-risk event on the topic is not their current tier`)
 
   const tracked = new Map(subscribers.map(s => [s.id, s]))
   for (const e of all) {
@@ -112,6 +232,7 @@ export async function assertScorerInvariants (config: Config, subscribers: reado
     assert.equal(e.tier, vector.tier, `event ${e.eventId}`)
     assert.equal(e.probability, vector.probability, `event ${e.eventId}`)
     assert.equal(e.eventId, `${e.subscriberId}/${e.featureVersion}/${modelVersion}`)
+    assert.equal(e.modelVersion, modelVersion, `event ${e.eventId}`)
   }
 
   const eventIds = new Map(all.map(e => [e.eventId, e]))

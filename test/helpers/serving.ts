@@ -9,7 +9,7 @@ import type { Config } from '../../config/index.ts'
 import { createRedis } from '../../core/redis.ts'
 import type { DriftReport } from '../../scoring/drift.ts'
 import { buildApp } from '../../scoring/http/app.ts'
-import type { ReadinessCheck } from '../../scoring/http/app.ts'
+import type { AppDeps, ReadinessCheck } from '../../scoring/http/app.ts'
 import { redisCheck } from '../../scoring/http/checks.ts'
 import { servedFeatureHash } from '../../scoring/http/server.ts'
 import { ModelHolder } from '../../scoring/model-holder.ts'
@@ -53,9 +53,21 @@ export interface ServingApp {
   store: OnlineStore
 }
 
+export interface ServingAppOptions {
+  drift?: () => DriftReport | undefined
+  checks?: Record<string, ReadinessCheck>
+  /**
+   * How often the model holder reads the registry's pointer.
+   * @defaultValue 60000 (a test calls `models.refresh()` when it promotes)
+   */
+  pollMs?: number
+  /** Dependencies the server role also gives the app (the live feed, the quality report). */
+  deps?: Pick<AppDeps, 'riskFeed' | 'quality'>
+}
+
 /** The app over the configuration's promoted model, a real store and queues; closed after the test. */
-export async function servingApp (t: TestContext, config: Config, options: { drift?: () => DriftReport | undefined, checks?: Record<string, ReadinessCheck> } = {}): Promise<ServingApp> {
-  const models = new ModelHolder({ registry: new ModelRegistry(config.model.dir), name: config.serving.modelName, pollMs: 60_000, logger, expectedFeatureHash: servedFeatureHash })
+export async function servingApp (t: TestContext, config: Config, options: ServingAppOptions = {}): Promise<ServingApp> {
+  const models = new ModelHolder({ registry: new ModelRegistry(config.model.dir), name: config.serving.modelName, pollMs: options.pollMs ?? 60_000, logger, expectedFeatureHash: servedFeatureHash })
   await models.start()
   const redis = createRedis({ url: config.redis.url, maxRetriesPerRequest: 1 })
   const store = new OnlineStore(redis, config.redis.prefix)
@@ -67,7 +79,8 @@ export async function servingApp (t: TestContext, config: Config, options: { dri
     store,
     ...(options.drift === undefined ? {} : { drift: options.drift }),
     checks: options.checks ?? { redis: redisCheck(redis) },
-    queues: Object.values(queues.queues)
+    queues: Object.values(queues.queues),
+    ...options.deps
   })
   t.after(async () => {
     await app.close()

@@ -1,19 +1,14 @@
 import { describe, it } from 'node:test'
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { timingSafeEqual } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { createRedis } from '../../../core/redis.ts'
 import { CAMPAIGN_JOB, campaignJobOptions } from '../../../scoring/campaign.ts'
 import type { CampaignJobData, Channel } from '../../../scoring/campaign.ts'
-import { webhookSignature } from '../../../scoring/channels.ts'
-import type { OutboxLine } from '../../../scoring/channels.ts'
 import { OptOutList } from '../../../scoring/opt-out.ts'
 import { campaignQueues } from '../../../scoring/queues.ts'
 import { CampaignWorkers } from '../../../scoring/workers.ts'
-import { answer, campaignJob, waitFor, webhookReceiver } from '../../helpers/campaign.ts'
-import type { ReceivedRequest } from '../../helpers/campaign.ts'
+import { answer, campaignJob, outboxLines, signedWith, waitFor, webhookReceiver } from '../../helpers/campaign.ts'
 import { isolatedConfig, logger } from '../../helpers/context.ts'
 
 const SECRET = 'campaign-test-secret-0123456789'
@@ -44,20 +39,6 @@ async function setup (t: TestContext, overrides: Record<string, string> = {}) {
   return { config, dir: isolated.dir, queues, workers, add, settled, job }
 }
 
-function verifySignature (request: ReceivedRequest): boolean {
-  const timestamp = request.headers['x-churn-timestamp']
-  const signature = request.headers['x-churn-signature']
-  if (typeof timestamp !== 'string' || typeof signature !== 'string') return false
-  const expected = Buffer.from(webhookSignature(SECRET, timestamp, request.body))
-  const given = Buffer.from(signature)
-  return expected.length === given.length && timingSafeEqual(expected, given)
-}
-
-async function outboxLines (dir: string, channel: Channel): Promise<OutboxLine[]> {
-  const text = await readFile(path.join(dir, 'outbox', `${channel}.jsonl`), 'utf8').catch(() => '')
-  return text.split('\n').filter(line => line !== '').map(line => JSON.parse(line) as OutboxLine)
-}
-
 describe('CampaignWorkers', () => {
   describe('when the webhook answers 503 twice, then 200', () => {
     it('retries with exponential backoff and delivers on the third attempt, signed', async t => {
@@ -78,7 +59,7 @@ describe('CampaignWorkers', () => {
       assert.deepEqual(finished.returnvalue, { delivered: true })
       assert.equal(receiver.received.length, 3)
       for (const request of receiver.received) {
-        assert.ok(verifySignature(request), 'the receiver verifies the signature')
+        assert.ok(signedWith(SECRET, request), 'the receiver verifies the signature')
         assert.equal(request.headers['idempotency-key'], added.id)
         assert.equal(request.headers['content-type'], 'application/json')
         assert.deepEqual(JSON.parse(request.body), data)
@@ -122,7 +103,7 @@ describe('CampaignWorkers', () => {
       assert.equal(await settled('sms', other.id ?? ''), 'completed')
 
       assert.deepEqual((await job('sms', optedOut.id ?? '')).returnvalue, { skipped: 'opted-out' })
-      assert.deepEqual((await outboxLines(dir, 'sms')).map(line => line.event.subscriberId), ['0002-KEPT'])
+      assert.deepEqual((await outboxLines(path.join(dir, 'outbox'), 'sms')).map(line => line.event.subscriberId), ['0002-KEPT'])
       assert.deepEqual(workers.counters.sms, { sent: 1, skippedOptedOut: 1, failedTransient: 0, failedPermanent: 0 })
     })
   })
@@ -156,7 +137,7 @@ describe('CampaignWorkers', () => {
       // Two per 1000 ms window: jobs 5 and 6 cannot start before the third window opens.
       const elapsed = Date.now() - started
       assert.ok(elapsed >= 1950, `6 jobs at 2/s took ${elapsed} ms`)
-      assert.equal((await outboxLines(dir, 'sms')).length, 6)
+      assert.equal((await outboxLines(path.join(dir, 'outbox'), 'sms')).length, 6)
       assert.equal(workers.counters.sms.sent, 6)
     })
   })

@@ -1,114 +1,98 @@
 /**
- * The kill test: the ingest process is SIGKILLed at random moments while 100k+ events flow in,
- * and restarted each time. Afterwards Bronze holds every produced message exactly once (compared
- * id by id, and offset by offset, with what the source topics hold) and Gold equals its recompute.
+ * The kill test: the ingest process is SIGKILLed at random moments while events flow in, and
+ * restarted each time; the kills are spread over the run (the i-th once the producer has sent its
+ * share of the events) and each lands after 1-4 micro-batches of its run, 0-400 ms into the next.
+ * The short run is a burst at 12,000 events/s whose last kills may land on its backlog; the long
+ * run is a steady stream that flows until the last kill.
+ * Afterwards Bronze holds every produced message exactly once (compared id by id, and offset by
+ * offset, with what the source topics hold), Gold equals its recompute, every changed Gold row was
+ * published to the changelog, and Bronze = Silver + quarantine (test/helpers/lakehouse.ts).
+ *
+ * Short by default (3 kills over 100,000+ events); with CHURN_LONG=1, 10 kills over 200,000+.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
-import path from 'node:path'
-import { createInterface } from 'node:readline'
 import { after, before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../../../config/index.ts'
-import { Lakehouse } from '../../../lakehouse/lakehouse.ts'
-import { SOURCE_STREAMS } from '../../../schemas/index.ts'
+import { describeError } from '../../../core/errors.ts'
 import { produceTraffic } from '../../../streams/producer.ts'
+import { waitFor } from '../../helpers/campaign.ts'
 import { isolatedConfig, logger } from '../../helpers/context.ts'
+import { assertBronzeEqualsTopics, assertLakehouseConsistent } from '../../helpers/lakehouse.ts'
+import { startRole } from '../../helpers/private-services.ts'
+import type { RoleProcess } from '../../helpers/private-services.ts'
 import { seededRandom } from '../../helpers/random.ts'
-import { readSourceEvents } from '../../helpers/topics.ts'
 
-const CLI = path.resolve(import.meta.dirname, '../../../cli/main.ts')
-const KILLS = 3
-const EVENTS_PER_SECOND = 12_000
-const PRODUCE_MS = 10_000
+const LONG = process.env.CHURN_LONG === '1'
+const KILLS = LONG ? 10 : 3
+/** The producer stops once it has sent this many events (in the long run, not before the last kill). */
+const EVENTS = LONG ? 200_000 : 100_000
+const EVENTS_PER_SECOND = LONG ? 1_300 : 12_000
 
 let config: Config
 let env: Record<string, string | undefined>
 let cleanup: () => Promise<void>
 
-/** Starts `churn ingest` as its own process, logging JSON at debug level (one line per batch). */
-function startIngest (args: string[] = []): { child: ChildProcess, batches: () => number, exited: Promise<number | null>, stderr: string[] } {
-  const child = spawn(process.execPath, [CLI, 'ingest', ...args], {
-    env: { ...env, LOG_LEVEL: 'debug', LOG_FORMAT: 'json', INGEST_BATCH_MESSAGES: '2000', KAFKA_SESSION_TIMEOUT_MS: '6000' },
-    stdio: ['ignore', 'ignore', 'pipe']
-  })
-  let landed = 0
-  const stderr: string[] = []
-  createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', line => {
-    if (line.includes('"micro-batch landed"')) landed++
-    else if (stderr.length < 50 && !line.includes('"level":20')) stderr.push(line)
-  })
-  const exited = new Promise<number | null>(resolve => child.once('exit', code => { resolve(code) }))
-  return { child, batches: () => landed, exited, stderr }
-}
-
-async function waitFor (condition: () => boolean, what: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
+/** `churn ingest` as its own process, logging JSON at debug level (one line per batch). */
+function startIngest (args: string[] = []): RoleProcess {
+  return startRole(['ingest', ...args], { ...env, LOG_LEVEL: 'debug', INGEST_BATCH_MESSAGES: '2000', KAFKA_SESSION_TIMEOUT_MS: '6000' })
 }
 
 describe('ingest under SIGKILL', () => {
-  before(async () => { ({ config, env, cleanup } = await isolatedConfig()) })
-  after(async () => { await cleanup() })
+  before(async () => { ({ config, env, cleanup } = await isolatedConfig()) }, { timeout: 60_000 })
+  after(async () => { await cleanup() }, { timeout: 120_000 })
 
-  it(`lands every event exactly once and keeps Gold equal to its recompute through ${KILLS} kills`, async () => {
+  it(`lands every event exactly once and keeps Gold equal to its recompute through ${KILLS} kills`, { timeout: LONG ? 3_600_000 : 600_000 }, async () => {
     const random = seededRandom(31337)
-    // The traffic flows for ten seconds while ingest is killed and restarted.
-    const producing = produceTraffic({ config, logger, subscribers: 5000, rate: EVENTS_PER_SECOND, durationMs: PRODUCE_MS, horizonMs: 4000, seed: 8 })
-    let killedWhileProducing = 0
-    let producerDone = false
-    void producing.then(() => { producerDone = true }, () => { producerDone = true })
-    for (let kill = 0; kill < KILLS; kill++) {
-      const ingest = startIngest()
-      const before = random.int(1, 4)
-      await waitFor(() => ingest.batches() >= before || ingest.child.exitCode !== null, `batch ${before} of run ${kill + 1}`, 120_000)
-      assert.equal(ingest.child.exitCode, null, `ingest exited by itself: ${ingest.stderr.join('\n')}`)
-      // Somewhere inside the next batch: decoding, appending, gating, refreshing Gold or committing.
-      await new Promise(resolve => setTimeout(resolve, random.int(0, 400)))
-      if (!producerDone) killedWhileProducing++
-      ingest.child.kill('SIGKILL')
-      assert.equal(await ingest.exited, null, 'killed, not exited')
+    // The traffic flows while ingest is killed and restarted.
+    const traffic = new AbortController()
+    let sent = 0
+    let killed = 0
+    let producerError: unknown
+    const producing = produceTraffic({
+      config, logger, subscribers: 5000, rate: EVENTS_PER_SECOND, horizonMs: 4000, seed: 8, signal: traffic.signal,
+      onProgress: p => {
+        sent = p.sent
+        if (sent >= EVENTS && (!LONG || killed === KILLS)) traffic.abort()
+      }
+    })
+    void producing.catch((error: unknown) => { producerError = error })
+    const flowing = (): void => { if (producerError !== undefined) throw new Error(`the traffic producer failed: ${describeError(producerError)}`) }
+    const runs: Array<{ batches: number, sent: number, whileProducing: boolean, killedAfterMs: number }> = []
+    const children: RoleProcess[] = []
+    try {
+      for (let kill = 0; kill < KILLS; kill++) {
+        const ingest = startIngest()
+        children.push(ingest)
+        const before = random.int(1, 4)
+        const share = Math.floor(EVENTS * (kill + 1) / (KILLS + 1))
+        await waitFor(() => { flowing(); return (ingest.count('"micro-batch landed"') >= before && sent >= share) || !ingest.alive() }, { timeoutMs: 180_000, what: `batch ${before} of run ${kill + 1} and ${share} events sent` })
+        assert.ok(ingest.alive(), `ingest exited by itself: ${ingest.tail()}`)
+        // Somewhere inside the next batch: decoding, appending, gating, refreshing Gold or committing.
+        const killedAfterMs = random.int(0, 400)
+        await sleep(killedAfterMs)
+        const whileProducing = !traffic.signal.aborted
+        ingest.child.kill('SIGKILL')
+        killed++
+        assert.equal(await ingest.exited, null, 'killed, not exited')
+        assert.equal(ingest.child.signalCode, 'SIGKILL')
+        runs.push({ batches: ingest.count('"micro-batch landed"'), sent, whileProducing, killedAfterMs })
+      }
+      await waitFor(() => { flowing(); return traffic.signal.aborted }, { timeoutMs: 600_000, what: `${EVENTS} events sent` })
+    } finally {
+      traffic.abort()
+      for (const c of children) if (c.alive()) c.child.kill('SIGKILL')
     }
     const produced = await producing
-    assert.ok(produced.sent >= 100_000, `${produced.sent} events produced`)
+    assert.ok(produced.sent >= EVENTS, `${produced.sent} events produced`)
 
     const final = startIngest(['--until-caught-up'])
-    const code = await final.exited
-    assert.equal(code, 0, `the final run catches up and exits cleanly: ${final.stderr.join('\n')}`)
+    assert.equal(await final.exited, 0, `the final run catches up and exits cleanly: ${final.tail()}`)
 
-    // What the source topics hold, message by message...
-    const inTopics = new Map<string, string>()
-    const decoded = await readSourceEvents(config, logger, 120_000)
-    for (const source of SOURCE_STREAMS) {
-      for (const m of decoded.get(source.stream) ?? []) inTopics.set(`${config.topics[source.topicKey]}/${m.partition}/${m.offset}`, String(m.value.eventId))
-    }
-    assert.equal(inTopics.size, produced.sent)
-
-    // ...against what Bronze holds.
-    const lakehouse = await Lakehouse.open({ path: config.lakehouse.path })
-    try {
-      const bronze = await lakehouse.connection.runAndReadAll(SOURCE_STREAMS.map(s => `SELECT kafka_topic, kafka_partition, kafka_offset, event_id FROM bronze_${s.stream}`).join(' UNION ALL '))
-      const landed = new Map<string, string>()
-      for (const [topic, partition, offset, id] of bronze.getRows()) {
-        const at = `${String(topic)}/${String(partition)}/${String(offset)}`
-        assert.ok(!landed.has(at), `${at} landed twice`)
-        landed.set(at, String(id))
-      }
-      assert.equal(landed.size, inTopics.size, 'Bronze holds as many messages as the topics')
-      for (const [at, id] of inTopics) assert.equal(landed.get(at), id, `${at} is in Bronze with its event id`)
-      const ids = [...landed.values()]
-      assert.equal(new Set(ids).size, ids.length, 'no event id twice')
-
-      assert.deepEqual(await lakehouse.goldDifferences(), [], 'Gold equals its recompute')
-      assert.equal((await lakehouse.counts()).changelog_pending, 0, 'every changed Gold row was published')
-      const report = await lakehouse.qualityReport()
-      assert.equal(report.pipeline.bronze_total, report.pipeline.silver_total + report.pipeline.quarantined)
-    } finally {
-      lakehouse.close()
-    }
-    process.stderr.write(`# kill test: ${produced.sent} events, ${KILLS} SIGKILLs (${killedWhileProducing} while the producer was sending)\n`)
+    // What the source topics hold, message by message, against what Bronze holds.
+    assert.equal(await assertBronzeEqualsTopics(config, logger, 300_000), produced.sent)
+    await assertLakehouseConsistent(config)
+    if (LONG) assert.ok(runs.every(r => r.whileProducing), 'every kill while the producer was sending')
+    process.stderr.write(`# ingest kill test${LONG ? ' (long)' : ''}: ${produced.sent} events, ${KILLS} SIGKILLs survived (${runs.filter(r => r.whileProducing).length} while the producer was sending); runs ${JSON.stringify(runs)}\n`)
   })
 })
