@@ -5,6 +5,7 @@
  * download cache under STACK_DIR/cache, the JDK the stack would pick) but as children of the test,
  * so a test can stop and restart them without touching the shared stack.
  */
+import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
@@ -16,6 +17,7 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { defineServices, stackPaths } from '../../stack/services.ts'
 import type { Service, StackContext } from '../../stack/services.ts'
+import { waitFor } from './campaign.ts'
 import { config, tools } from './context.ts'
 
 export async function freePort (): Promise<number> {
@@ -190,4 +192,31 @@ export function startRole (args: readonly string[], env: Record<string, string |
       }
     }
   }
+}
+
+/** Polls `url` until it answers `status`; `role` must stay up meanwhile (its log tail if not). */
+export async function roleAnswers (role: RoleProcess, url: string, status: number, what: string, timeoutMs = 60_000): Promise<void> {
+  await waitFor(async () => {
+    assert.ok(role.alive(), `the process exited (${String(role.child.exitCode)}) while waiting for ${what}:\n${role.tail()}`)
+    return await httpStatus(url) === status
+  }, { timeoutMs, what })
+}
+
+/** SIGTERM, and asserts a clean exit (code 0). */
+export async function stopCleanly (role: RoleProcess | undefined): Promise<void> {
+  if (role === undefined) return
+  assert.equal(await role.stop(), 0, `clean exit:\n${role.tail()}`)
+}
+
+/**
+ * A counter on the /metrics of the role server on `port`, summed over the series whose labels
+ * contain `labels`; undefined when nothing answers or no series matches.
+ */
+export async function roleMetric (port: number, name: string, labels = ''): Promise<number | undefined> {
+  const text = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(3000) }).then(async r => await r.text(), () => '')
+  let sum: number | undefined
+  for (const m of text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? (\\d+(?:\\.\\d+)?)$`, 'gm'))) {
+    if ((m[1] ?? '').includes(labels)) sum = (sum ?? 0) + Number(m[2])
+  }
+  return sum
 }

@@ -6,8 +6,6 @@
  * the process finishes with the same counts as a run without the outage.
  */
 import assert from 'node:assert/strict'
-import { readFile } from 'node:fs/promises'
-import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, it } from 'node:test'
 import type { Config } from '../../../config/index.ts'
@@ -16,9 +14,9 @@ import type { Channel } from '../../../scoring/campaign.ts'
 import type { OutboxLine } from '../../../scoring/channels.ts'
 import { campaignQueues } from '../../../scoring/queues.ts'
 import { produceTraffic } from '../../../streams/producer.ts'
-import { campaignJob, waitFor } from '../../helpers/campaign.ts'
+import { campaignJob, outboxLines, waitFor } from '../../helpers/campaign.ts'
 import { isolatedConfig, logger } from '../../helpers/context.ts'
-import { freePort, httpJson, httpStatus, privateService, startRole } from '../../helpers/private-services.ts'
+import { freePort, httpJson, httpStatus, privateService, roleAnswers, roleMetric, startRole, stopCleanly } from '../../helpers/private-services.ts'
 import type { PrivateService, RoleProcess } from '../../helpers/private-services.ts'
 import { assertBronzeEqualsTopics, assertLakehouseConsistent, withLakehouse } from '../../helpers/lakehouse.ts'
 
@@ -36,15 +34,7 @@ async function assertLandedOnce (config: Config): Promise<number> {
 
 /** Polls the role's /ready until it answers `status`; the role must stay up meanwhile. */
 async function readyBecomes (role: RoleProcess, port: number, status: number, what: string, timeoutMs = 60_000): Promise<void> {
-  await waitFor(async () => {
-    assert.ok(role.alive(), `the process exited (${String(role.child.exitCode)}) while waiting for ${what}:\n${role.tail()}`)
-    return await httpStatus(`http://127.0.0.1:${port}/ready`) === status
-  }, { timeoutMs, what })
-}
-
-/** Stops `role` with SIGTERM and asserts a clean exit. */
-async function stopRole (role: RoleProcess): Promise<void> {
-  assert.equal(await role.stop(), 0, `clean exit:\n${role.tail()}`)
+  await roleAnswers(role, `http://127.0.0.1:${port}/ready`, status, what, timeoutMs)
 }
 
 const began = Date.now()
@@ -99,18 +89,16 @@ describe('Kafka broker outage under ingest', () => {
       return (await ingestCounters(port)).bronze >= produced
     }, { timeoutMs: 90_000, what: `${produced} messages in Bronze` })
     step('kafka: caught up')
-    await stopRole(ingest)
+    await stopCleanly(ingest)
     ingest = undefined
     assert.equal(await assertLandedOnce(isolated.config), produced)
     process.stderr.write(`# kafka outage under ingest: ${produced} events, not ready ${notReadyAfterMs} ms after the broker stopped\n`)
   })
 })
 
-/** The role's Bronze and dead-letter counters, from its /metrics. */
+/** The role's Bronze and dead-letter counters, from its /metrics (-1 before it has them). */
 async function ingestCounters (port: number): Promise<{ bronze: number, deadLettered: number }> {
-  const metrics = await fetch(`http://127.0.0.1:${port}/metrics`).then(async r => await r.text(), () => '')
-  const read = (name: string): number => Number(new RegExp(`${name}(?:\\{[^}]*\\})? (\\d+)`).exec(metrics)?.[1] ?? -1)
-  return { bronze: read('churn_ingest_bronze_rows_total'), deadLettered: read('churn_ingest_dead_lettered_total') }
+  return { bronze: await roleMetric(port, 'churn_ingest_bronze_rows_total') ?? -1, deadLettered: await roleMetric(port, 'churn_ingest_dead_lettered_total') ?? -1 }
 }
 
 describe('registry outage under ingest', () => {
@@ -160,7 +148,7 @@ describe('registry outage under ingest', () => {
     await readyBecomes(ingest, port, 200, 'ingest ready again')
     await waitFor(async () => (await ingestCounters(port)).bronze >= produced, { timeoutMs: 60_000, what: `${produced} messages in Bronze` })
     assert.equal((await ingestCounters(port)).deadLettered, 0)
-    await stopRole(ingest)
+    await stopCleanly(ingest)
     ingest = undefined
     assert.equal(await assertLandedOnce(isolated.config), produced)
   })
@@ -181,10 +169,7 @@ describe('Redis outage under the workers and the API', () => {
     await redis?.dispose()
   })
 
-  async function outbox (channel: Channel): Promise<OutboxLine[]> {
-    const text = await readFile(path.join(isolated.config.campaign.outboxDir, `${channel}.jsonl`), 'utf8').catch(() => '')
-    return text.split('\n').filter(line => line !== '').map(line => JSON.parse(line) as OutboxLine)
-  }
+  const outbox = async (channel: Channel): Promise<OutboxLine[]> => await outboxLines(isolated.config.campaign.outboxDir, channel)
 
   it('`churn work` reports not ready while Redis is gone, stays up, and delivers every queued job once', { timeout: 180_000 }, async () => {
     const port = await freePort()
@@ -225,7 +210,7 @@ describe('Redis outage under the workers and the API', () => {
       await queues.close()
     }
     step('redis: stopping work')
-    await stopRole(work)
+    await stopCleanly(work)
     step(`redis: work exited; ${work.count('CHURN_CAMPAIGN_CLOSE_TIMEOUT')} close timeout(s), ${work.count('campaign worker error')} worker error line(s)`)
     const lines = await outbox('crm')
     assert.equal(lines.length, 40, 'each job delivered once')
@@ -248,7 +233,7 @@ describe('Redis outage under the workers and the API', () => {
       await sleep(6000)
       if (when !== 'during the outage') await redis.start()
       step(`redis: stopping work ${when}`)
-      await stopRole(work)
+      await stopCleanly(work)
       step(`redis: work exited; ${work.count('CHURN_CAMPAIGN_CLOSE_TIMEOUT')} close timeout(s)`)
     }
   })
@@ -272,6 +257,6 @@ describe('Redis outage under the workers and the API', () => {
     await redis.start()
     await waitFor(async () => await redisCheck() === 'ok', { timeoutMs: 30_000, what: 'redis ok again' })
     step('redis: stopping serve')
-    await stopRole(serve)
+    await stopCleanly(serve)
   })
 })

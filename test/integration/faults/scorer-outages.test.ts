@@ -22,7 +22,7 @@ import { consumerGroupLag } from '../../../streams/lag.ts'
 import { ensureProjectTopics } from '../../../streams/topics.ts'
 import { waitFor } from '../../helpers/campaign.ts'
 import { isolatedConfig, logger } from '../../helpers/context.ts'
-import { freePort, httpJson, httpStatus, privateService, startRole } from '../../helpers/private-services.ts'
+import { freePort, httpJson, httpStatus, privateService, roleAnswers, roleMetric, startRole, stopCleanly } from '../../helpers/private-services.ts'
 import type { PrivateService, RoleProcess } from '../../helpers/private-services.ts'
 import { seededRandom } from '../../helpers/random.ts'
 import { trainPromoted } from '../../helpers/scoring.ts'
@@ -85,22 +85,17 @@ class ScorerRun {
 
   /** Polls /ready until it answers `status`; the scorer must stay up meanwhile. */
   async readyBecomes (status: number, what: string, timeoutMs = 60_000): Promise<void> {
-    const role = this.role
-    assert.ok(role !== undefined)
-    await waitFor(async () => {
-      assert.ok(role.alive(), `the scorer exited (${String(role.child.exitCode)}) while waiting for ${what}:\n${role.tail()}`)
-      return await httpStatus(`http://127.0.0.1:${this.port}/ready`) === status
-    }, { timeoutMs, what })
+    assert.ok(this.role !== undefined)
+    await roleAnswers(this.role, `http://127.0.0.1:${this.port}/ready`, status, what, timeoutMs)
   }
 
   async readyProblems (): Promise<string> {
     return JSON.stringify((await httpJson(`http://127.0.0.1:${this.port}/ready`))?.body)
   }
 
-  /** The scorer's update counters by result, from its /metrics. */
-  async updates (): Promise<Record<string, number>> {
-    const metrics = await fetch(`http://127.0.0.1:${this.port}/metrics`).then(async r => await r.text(), () => '')
-    return Object.fromEntries([...metrics.matchAll(/churn_scorer_updates_total\{[^}]*result="([a-z_]+)"[^}]*\} (\d+)/g)].map(m => [m[1] as string, Number(m[2])]))
+  /** The scorer's count of changelog records with `result` (scored, dead_lettered...), from its /metrics. */
+  async updates (result: string): Promise<number> {
+    return await roleMetric(this.port, 'churn_scorer_updates_total', `result="${result}"`) ?? 0
   }
 
   /** Waits until the group committed everything on the changelog. */
@@ -122,11 +117,11 @@ class ScorerRun {
   async finish (): Promise<{ records: number, events: number, jobs: number, deadLettered: number }> {
     const role = this.role
     assert.ok(role !== undefined)
-    const updates = await this.updates()
-    assert.equal(await role.stop(), 0, `clean exit:\n${role.tail()}`)
+    const deadLettered = await this.updates('dead_lettered')
+    await stopCleanly(role)
     this.role = undefined
     const counts = await assertScorerInvariants(this.#isolated.config, this.subscribers)
-    return { records: this.subscribers.reduce((sum, s) => sum + s.versions.length, 0), events: counts.events, jobs: counts.jobs, deadLettered: updates.dead_lettered ?? 0 }
+    return { records: this.subscribers.reduce((sum, s) => sum + s.versions.length, 0), events: counts.events, jobs: counts.jobs, deadLettered }
   }
 }
 
@@ -213,8 +208,8 @@ describe('registry outage under the scorer', () => {
     // Several retries with backoff happen while the registry is away; none dead-letters.
     await waitFor(async () => /batch failing \(([3-9]|\d\d+) attempts\)/.test(await run.readyProblems()), { timeoutMs: 30_000, what: 'three failed attempts' })
     assert.ok(role.alive(), `the scorer stays up without the registry:\n${role.tail()}`)
-    assert.equal((await run.updates()).dead_lettered ?? 0, 0, 'nothing dead-lettered')
-    assert.equal((await run.updates()).scored ?? 0, 0, 'nothing scored yet')
+    assert.equal(await run.updates('dead_lettered'), 0, 'nothing dead-lettered')
+    assert.equal(await run.updates('scored'), 0, 'nothing scored yet')
 
     // Same H2 file: the schema ids inside the records still resolve after the restart.
     await registry.start(90_000)

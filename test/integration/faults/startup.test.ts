@@ -10,7 +10,7 @@
  * after n attempts` in its log), so the test waits for events, never for a length of time.
  */
 import assert from 'node:assert/strict'
-import { readFile, rm } from 'node:fs/promises'
+import { rm } from 'node:fs/promises'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { Config } from '../../../config/index.ts'
@@ -18,10 +18,10 @@ import { CAMPAIGN_JOB, campaignJobOptions } from '../../../scoring/campaign.ts'
 import type { OutboxLine } from '../../../scoring/channels.ts'
 import { campaignQueues } from '../../../scoring/queues.ts'
 import { produceTraffic } from '../../../streams/producer.ts'
-import { campaignJob, waitFor } from '../../helpers/campaign.ts'
+import { campaignJob, outboxLines, waitFor } from '../../helpers/campaign.ts'
 import { config as shared, isolatedConfig, logger } from '../../helpers/context.ts'
 import { assertBronzeEqualsTopics } from '../../helpers/lakehouse.ts'
-import { freePort, httpJson, httpStatus, privateService, startRole } from '../../helpers/private-services.ts'
+import { freePort, httpJson, httpStatus, privateService, roleAnswers, roleMetric, startRole, stopCleanly } from '../../helpers/private-services.ts'
 import type { PrivateService, RoleProcess } from '../../helpers/private-services.ts'
 import { API_KEY, trainLakehouse } from '../../helpers/serving.ts'
 
@@ -72,10 +72,7 @@ async function waitsThrough (role: RoleProcess, port: number, what: string, roun
 
 /** Polls the role's /ready until it answers 200; the role must stay up meanwhile. */
 async function becomesReady (role: RoleProcess, port: number, what: string, timeoutMs = 180_000): Promise<void> {
-  await waitFor(async () => {
-    assert.ok(role.alive(), `the role exited (${String(role.child.exitCode)}) before ${what}:\n${role.tail()}`)
-    return await httpStatus(`${base(port)}/ready`) === 200
-  }, { timeoutMs, what })
+  await roleAnswers(role, `${base(port)}/ready`, 200, what, timeoutMs)
 }
 
 /** Warnings about waiting for `what`: one per change of reason (and per minute), never one per attempt. */
@@ -85,19 +82,9 @@ function assertQuietWarnings (role: RoleProcess, what: string, attempts: number)
   assert.ok(warnings < attempts, `${warnings} warnings for ${attempts} attempts at ${what}: one per change of reason, not one per attempt`)
 }
 
-/** A counter of the role's /metrics, summed over the series whose labels match `labels`. */
+/** A counter of the role's /metrics summed over the series matching `labels`; 0 until it has one. */
 async function metric (port: number, name: string, labels = ''): Promise<number> {
-  const text = await fetch(`${base(port)}/metrics`).then(async r => await r.text(), () => '')
-  let sum = 0
-  for (const m of text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? (\\d+(?:\\.\\d+)?)$`, 'gm'))) {
-    if ((m[1] ?? '').includes(labels)) sum += Number(m[2])
-  }
-  return sum
-}
-
-async function stopCleanly (role: RoleProcess | undefined): Promise<void> {
-  if (role === undefined) return
-  assert.equal(await role.stop(), 0, `clean exit:\n${role.tail()}`)
+  return await roleMetric(port, name, labels) ?? 0
 }
 
 describe('ingest, score and bootstrap started before the registry and Kafka', () => {
@@ -188,10 +175,7 @@ describe('work and serve started before Redis', () => {
     await redis?.dispose()
   })
 
-  async function outbox (): Promise<OutboxLine[]> {
-    const text = await readFile(path.join(isolated.config.campaign.outboxDir, 'crm.jsonl'), 'utf8').catch(() => '')
-    return text.split('\n').filter(line => line !== '').map(line => JSON.parse(line) as OutboxLine)
-  }
+  const outbox = async (): Promise<OutboxLine[]> => await outboxLines(isolated.config.campaign.outboxDir, 'crm')
 
   it('work waits up and not ready, serve answers 503 with redis failed; once Redis is up both are ready, a job is delivered and a lookup reaches the store', { timeout: 600_000 }, async () => {
     const workPort = await freePort()
