@@ -1,6 +1,6 @@
 import { ChurnError } from '../core/errors.ts'
 
-export const CLI_ERROR_CODES = ['CHURN_CLI_USAGE'] as const
+export const CLI_ERROR_CODES = ['CHURN_CLI_USAGE', 'CHURN_EXIT_LINGERING'] as const
 export type CliErrorCode = typeof CLI_ERROR_CODES[number]
 
 /** A command line the CLI does not understand; exit code 2. */

@@ -8,6 +8,7 @@ import type { Config } from '../config/index.ts'
 import { describeError, errorCode } from '../core/errors.ts'
 import { createRootLogger } from '../core/logger.ts'
 import { routeProcessWarnings } from '../core/warnings.ts'
+import { exitIfHeld } from './exit.ts'
 import { bootstrapCommand } from './commands/bootstrap.ts'
 import { configCommand } from './commands/config.ts'
 import { ingestCommand } from './commands/ingest.ts'
@@ -66,7 +67,9 @@ async function main (argv: readonly string[]): Promise<number> {
   routeProcessWarnings(logger)
   const tools = { searchPath: process.env.PATH ?? '', env: process.env, isRoot: process.getuid?.() === 0, logger }
   try {
-    return await command.run(args, { config, logger, tools, out: process.stdout })
+    const code = await command.run(args, { config, logger, tools, out: process.stdout })
+    exitIfHeld(logger, code)
+    return code
   } catch (error) {
     if (errorCode(error) === 'CHURN_CLI_USAGE') {
       process.stderr.write(`churn ${command.name}: ${describeError(error)}\nusage: churn ${command.usage}\n`)
@@ -74,6 +77,7 @@ async function main (argv: readonly string[]): Promise<number> {
     }
     logger.error({ err: error }, `${command.name} failed`)
     logger.flush()
+    exitIfHeld(logger, 1)
     return 1
   }
 }

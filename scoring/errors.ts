@@ -5,7 +5,9 @@ export const SCORING_ERROR_CODES = [
   'CHURN_SCORE_BAD_SUBSCRIBER',
   'CHURN_SCORE_NO_MODEL',
   'CHURN_SCORE_REDIS',
-  'CHURN_SCORE_PUBLISH_FAILED'
+  'CHURN_SCORE_PUBLISH_FAILED',
+  // Logged, not thrown: a Kafka client did not disconnect in time at shutdown (see ScorerService.stop).
+  'CHURN_SCORE_STOP_TIMEOUT'
 ] as const
 export type ScoringErrorCode = typeof SCORING_ERROR_CODES[number]
 

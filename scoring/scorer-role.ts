@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Registry } from 'prom-client'
 import type { Config } from '../config/index.ts'
+import { settlesWithin } from '../core/deadline.ts'
 import type { Logger } from '../core/logger.ts'
 import { createRedis } from '../core/redis.ts'
 import { AvroCodec } from '../schemas/codec.ts'
@@ -21,6 +22,9 @@ import { campaignQueues } from './queues.ts'
 import { ScorerService } from './scorer.ts'
 import type { ScorerStats } from './scorer.ts'
 import { OnlineStore } from './store.ts'
+
+/** How long a stopping scorer waits for Kafka to tell it the lag it leaves behind. */
+const STOP_LAG_MS = 5000
 
 export interface RunScorerOptions {
   config: Config
@@ -102,7 +106,9 @@ export async function runScorer (options: RunScorerOptions): Promise<ScorerRunSu
   } finally {
     await service.stop()
     models.stop()
-    lag = await service.lag().catch(() => -1)
+    // Informational: not worth holding the shutdown for a broker that does not answer.
+    const measuring = service.lag().then(value => { lag = value }, () => {})
+    await settlesWithin(measuring, STOP_LAG_MS)
     await campaign.close()
     storeRedis.disconnect()
   }

@@ -27,6 +27,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Type } from 'avsc'
 import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs'
 import type { Config } from '../config/index.ts'
+import { settlesWithin } from '../core/deadline.ts'
 import { describeError, errorCode } from '../core/errors.ts'
 import type { Logger } from '../core/logger.ts'
 import { DAYS_SINCE_LAST_ACTIVITY, daysSinceLastActivity } from '../lakehouse/features.ts'
@@ -50,6 +51,9 @@ import type { OnlineEntry, OnlineStore, StoredState } from './store.ts'
 import { isSubscriberId } from './store.ts'
 import type { TierPolicy } from './tiers.ts'
 import { RECOMMENDED_ACTIONS, nextTier, shouldEmit } from './tiers.ts'
+
+/** How long `stop` waits for each Kafka client to disconnect. */
+const STOP_CLIENT_MS = 15_000
 
 /** What the scorer needs of a BullMQ queue (a `Queue` fits). */
 export interface JobQueue {
@@ -244,11 +248,22 @@ export class ScorerService {
     return { subscribers, events }
   }
 
+  /**
+   * Stops consuming and disconnects, each client within `STOP_CLIENT_MS`. A kafkajs consumer
+   * stopped in the middle of a group rebalance can wait for the join to finish, or longer; past
+   * the bound it is left behind (logged with CHURN_SCORE_STOP_TIMEOUT) rather than holding the
+   * shutdown. Nothing is lost by it: no batch is processed once stopping, and what was not
+   * committed goes to the next owner of the partition.
+   */
   async stop (): Promise<void> {
     this.#stopping = true
     if (this.#driftTimer !== undefined) clearInterval(this.#driftTimer)
-    await this.#consumer?.disconnect().catch(() => {})
-    await this.#producer?.disconnect().catch(() => {})
+    // In turn: a batch finishing during the consumer's stop still publishes with the producer.
+    for (const [client, connection] of [['consumer', this.#consumer], ['producer', this.#producer]] as const) {
+      if (connection !== undefined && !await settlesWithin(connection.disconnect(), STOP_CLIENT_MS)) {
+        this.#logger.warn({ code: 'CHURN_SCORE_STOP_TIMEOUT', client, waitedMs: STOP_CLIENT_MS }, `the Kafka ${client} did not disconnect within ${STOP_CLIENT_MS} ms; leaving it`)
+      }
+    }
     this.#running = false
   }
 

@@ -5,6 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../config/index.ts'
+import { settlesWithin } from '../core/deadline.ts'
 import { describeError } from '../core/errors.ts'
 import type { Logger } from '../core/logger.ts'
 import { Lakehouse } from '../lakehouse/lakehouse.ts'
@@ -120,15 +121,20 @@ export async function runIngest (options: RunIngestOptions): Promise<IngestRunSu
     // The last batches too: a stopped ingest leaves an export of everything it landed.
     await exportIfDue(true)
     if (quality !== undefined) await publishQuality()
-    lag = await lagAfterStop(kafka, config, lakehouse).catch(() => -1)
+    const stored = await lakehouse.storedOffsets().catch(() => undefined)
     lakehouse.close()
+    // Informational: not worth holding the shutdown for a broker that does not answer.
+    if (stored !== undefined) await settlesWithin(lagAfterStop(kafka, config, stored).then(value => { lag = value }, () => {}), STOP_LAG_MS)
   }
   return { ...service.stats, ms: Date.now() - started, lag }
 }
 
+/** How long a stopping role waits for Kafka to tell it the lag it leaves behind. */
+const STOP_LAG_MS = 5000
+
 /** Lag from the lakehouse's stored offsets, after the service has stopped. */
-async function lagAfterStop (kafka: ReturnType<typeof createKafka>, config: Config, lakehouse: Lakehouse): Promise<number> {
-  const stored = new Map((await lakehouse.storedOffsets()).map(o => [`${o.topic}:${o.partition}`, o.nextOffset]))
+async function lagAfterStop (kafka: ReturnType<typeof createKafka>, config: Config, offsets: Awaited<ReturnType<Lakehouse['storedOffsets']>>): Promise<number> {
+  const stored = new Map(offsets.map(o => [`${o.topic}:${o.partition}`, o.nextOffset]))
   const admin = kafka.admin()
   await admin.connect()
   try {

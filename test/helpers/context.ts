@@ -15,6 +15,21 @@ export const config: Config = loadConfig(process.env, { cwd: process.cwd() })
 /** Silent unless TEST_LOG_LEVEL asks otherwise, so failures are not buried in client chatter. */
 export const logger: Logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' })
 
+/**
+ * A logger that keeps its last `keep` lines (info and above) for a failure message: what an
+ * in-process role was doing when a test gave up waiting for it.
+ */
+export function recordingLogger (keep = 60): { logger: Logger, tail: () => string } {
+  const lines: string[] = []
+  const recorded = pino({ level: 'info' }, {
+    write: (line: string) => {
+      lines.push(line.trimEnd())
+      if (lines.length > keep) lines.shift()
+    }
+  })
+  return { logger: recorded, tail: () => lines.join('\n') }
+}
+
 export const tools: ToolEnvironment = { searchPath: process.env.PATH ?? '', env: process.env, isRoot: process.getuid?.() === 0, logger }
 
 export function uniqueName (prefix: string): string {

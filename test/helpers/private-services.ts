@@ -202,10 +202,14 @@ export async function roleAnswers (role: RoleProcess, url: string, status: numbe
   }, { timeoutMs, what })
 }
 
-/** SIGTERM, and asserts a clean exit (code 0). */
+/** SIGTERM, and asserts a clean exit (code 0) within the grace period. */
 export async function stopCleanly (role: RoleProcess | undefined): Promise<void> {
   if (role === undefined) return
-  assert.equal(await role.stop(), 0, `clean exit:\n${role.tail()}`)
+  const code = await role.stop()
+  // Not a failure (the process exits with its own code), but worth seeing: what a library left open.
+  const lingering = role.tail().split('\n').find(line => line.includes('CHURN_EXIT_LINGERING'))
+  if (lingering !== undefined) process.stderr.write(`# exited only after the drain timeout: ${lingering}\n`)
+  assert.equal(code, 0, `clean exit:\n${role.tail()}`)
 }
 
 /**

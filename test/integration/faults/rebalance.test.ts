@@ -20,6 +20,7 @@ import { createInterface } from 'node:readline'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../../../config/index.ts'
+import { settlesWithin } from '../../../core/deadline.ts'
 import { describeError } from '../../../core/errors.ts'
 import { avroType, encodeFramed, latestSchema } from '../../../schemas/index.ts'
 import { registerDerivedSchemas } from '../../../schemas/register.ts'
@@ -34,7 +35,7 @@ import { createKafka } from '../../../streams/kafka.ts'
 import { produceTraffic } from '../../../streams/producer.ts'
 import { ensureProjectTopics } from '../../../streams/topics.ts'
 import { waitFor } from '../../helpers/campaign.ts'
-import { isolatedConfig, logger } from '../../helpers/context.ts'
+import { isolatedConfig, logger, recordingLogger } from '../../helpers/context.ts'
 import { assertBronzeEqualsTopics, assertLakehouseConsistent } from '../../helpers/lakehouse.ts'
 import { seededRandom } from '../../helpers/random.ts'
 import { trainPromoted } from '../../helpers/scoring.ts'
@@ -60,19 +61,29 @@ describe('consumer instances joining and leaving mid-stream', () => {
     }, { timeout: 90_000 })
     after(async () => { await cleanup() })
 
-    it('loses no tier change and makes no second job while instances are added and removed', { timeout: 150_000 }, async () => {
+    it('loses no tier change and makes no second job while instances are added and removed', { timeout: 240_000 }, async () => {
       const random = seededRandom(2718)
       const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'test-rebalance', logger })
       const admin = kafka.admin()
       const producer = kafka.producer({ idempotent: true })
       const type = avroType((await latestSchema('feature-changelog')).schema)
       const subscribers: TrackedSubscriber[] = Array.from({ length: SUBSCRIBERS }, (_, i) => ({ id: `SUB-RB${String(i).padStart(4, '0')}`, versions: [] }))
-      const scorers: Array<{ stop: AbortController, running: Promise<ScorerRunSummary>, service?: ScorerService }> = []
+      const scorers: Array<{ stop: AbortController, running: Promise<ScorerRunSummary>, service?: ScorerService, tail: () => string }> = []
       const start = (): void => {
         const stop = new AbortController()
-        const scorer: (typeof scorers)[number] = { stop, running: Promise.resolve() as unknown as Promise<ScorerRunSummary> }
-        scorer.running = runScorer({ config, logger, signal: stop.signal, onStarted: s => { scorer.service = s } })
+        // Each instance keeps its own log, for the message when it does not stop.
+        const recorder = recordingLogger()
+        const scorer: (typeof scorers)[number] = { stop, running: Promise.resolve() as unknown as Promise<ScorerRunSummary>, tail: recorder.tail }
+        scorer.running = runScorer({ config, logger: recorder.logger, signal: stop.signal, onStarted: s => { scorer.service = s } })
         scorers.push(scorer)
+      }
+      /**
+       * An instance asked to stop returns within its bounded shutdown (Kafka clients 15 s each,
+       * the lag 5 s, the campaign queues), or the test fails with what it was doing.
+       */
+      const stopped = async (scorer: (typeof scorers)[number]): Promise<ScorerRunSummary> => {
+        if (!await settlesWithin(scorer.running, 60_000)) assert.fail(`a scorer did not stop within 60 s of its abort; its log:\n${scorer.tail()}`)
+        return await scorer.running
       }
       const scored = (): number => scorers.reduce((sum, s) => sum + (s.service?.stats.scored ?? 0), 0)
       /** Members of a stable group, or -1 while it rebalances. */
@@ -121,7 +132,7 @@ describe('consumer instances joining and leaving mid-stream', () => {
         assert.ok(leaving !== undefined)
         const beforeLeave = produced
         leaving.stop.abort()
-        await leaving.running
+        await stopped(leaving)
         await waitFor(async () => await members() === 2, { timeoutMs: 30_000, what: 'a stable group of 2 again' })
         timeline.push(`left: 2 members after ${produced - beforeLeave} records streamed`)
         const mark = scored()
@@ -133,11 +144,13 @@ describe('consumer instances joining and leaving mid-stream', () => {
         producing = false
         await stream.catch(() => {})
         for (const s of scorers) s.stop.abort()
-        await Promise.allSettled(scorers.map(async s => await s.running))
+        await Promise.allSettled(scorers.map(stopped))
         await producer.disconnect().catch(() => {})
         await admin.disconnect().catch(() => {})
       }
-      for (const s of scorers) assert.equal((await s.running).failing, 0)
+      for (const s of scorers) assert.equal((await stopped(s)).failing, 0)
+      const slowStops = scorers.reduce((sum, s) => sum + s.tail().split('CHURN_SCORE_STOP_TIMEOUT').length - 1, 0)
+      timeline.push(`${slowStops} Kafka client(s) left behind at a stop`)
       const counts = await assertScorerInvariants(config, subscribers)
       const versions = subscribers.reduce((sum, s) => sum + s.versions.length, 0)
       assert.equal(versions, produced)
