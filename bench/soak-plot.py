@@ -97,9 +97,12 @@ def main(report_path, png_path):
         heap = [(m, s["heapMb"][role]) for m, s in zip(minutes, samples) if role in s.get("heapMb", {})]
         if heap:
             ax.plot([m for m, _ in heap], [y for _, y in heap], color=COLOURS[role], linewidth=1.2, label=role)
+        duckdb = [(m, s["duckdbMb"][role]) for m, s in zip(minutes, samples) if role in s.get("duckdbMb", {})]
+        if duckdb:
+            ax.plot([m for m, _ in duckdb], [y for _, y in duckdb], color=COLOURS[role], linewidth=1.2, linestyle="--", label=f"{role}: DuckDB buffers")
     ax.set_ylabel("MB")
     ax.set_ylim(bottom=0)
-    ax.set_title("V8 heap used per role (from its /metrics; RSS minus heap is native memory and code)", fontsize=10)
+    ax.set_title("V8 heap used per role, and DuckDB's buffer manager in ingest (dashed; from /metrics)", fontsize=10)
     ax.legend(**LEGEND)
 
     # Consumer lag.

@@ -233,17 +233,20 @@ async function isReady (role: RoleProcess): Promise<boolean> {
  * role's Prometheus metrics (prom-client's default metrics): with RSS, they tell JavaScript
  * objects from native memory (DuckDB's buffers, for ingest).
  */
-async function heapOf (role: RoleProcess): Promise<{ heap?: number, external?: number }> {
+async function heapOf (role: RoleProcess): Promise<{ heap?: number, external?: number, duckdb?: number }> {
   try {
     const response = await fetch(role.metricsUrl, { signal: AbortSignal.timeout(3000) })
     const text = await response.text()
+    /** The sum of the metric's series, in MB. */
     const value = (name: string): number | undefined => {
-      const line = text.split('\n').find(l => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
-      return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1)) / 2 ** 20
+      const lines = text.split('\n').filter(l => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+      return lines.length === 0 ? undefined : lines.reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0) / 2 ** 20
     }
     const heap = value('nodejs_heap_size_used_bytes')
     const external = value('nodejs_external_memory_bytes')
-    return { ...(heap === undefined ? {} : { heap }), ...(external === undefined ? {} : { external }) }
+    // Ingest only: what DuckDB's buffer manager holds (bounded by DUCKDB_MEMORY_LIMIT).
+    const duckdb = value('churn_duckdb_memory_bytes')
+    return { ...(heap === undefined ? {} : { heap }), ...(external === undefined ? {} : { external }), ...(duckdb === undefined ? {} : { duckdb }) }
   } catch {
     return {}
   }
@@ -462,6 +465,8 @@ interface Sample {
   /** V8 heap used, and memory outside the heap (Buffers), per role (from its /metrics). */
   heapMb: Series
   externalMb: Series
+  /** DuckDB's buffer manager (`duckdb_memory()`, ingest's /metrics), per role that has one. */
+  duckdbMb: Series
   /** CPU over the interval, as a share of one core. */
   cpu: Series
   ready: Partial<Record<RoleName, boolean>>
@@ -588,6 +593,7 @@ async function main (): Promise<number> {
       const rss: Series = {}
       const heapMb: Series = {}
       const externalMb: Series = {}
+      const duckdbMb: Series = {}
       const cpu: Series = {}
       const ready: Partial<Record<RoleName, boolean>> = {}
       await Promise.all(roles.map(async role => {
@@ -601,9 +607,10 @@ async function main (): Promise<number> {
           cpuBefore.set(role.pid, { s, at: now })
         }
         ready[role.name] = role.exit === undefined && await isReady(role)
-        const { heap, external } = await heapOf(role)
+        const { heap, external, duckdb } = await heapOf(role)
         if (heap !== undefined) heapMb[role.name] = heap
         if (external !== undefined) externalMb[role.name] = external
+        if (duckdb !== undefined) duckdbMb[role.name] = duckdb
       }))
       rss.driver = process.memoryUsage.rss() / 2 ** 20
       const used = process.cpuUsage(driverCpu.last)
@@ -621,6 +628,7 @@ async function main (): Promise<number> {
         rssMb: rss,
         heapMb,
         externalMb,
+        duckdbMb,
         cpu,
         ready,
         lag: { ingest: ingest.lag, scorer: scorer.lag },

@@ -101,6 +101,13 @@ export interface QualityReport {
 export const EXPORT_MARKER = 'export.json'
 
 /** The content of `export.json`. */
+/** One tag of `duckdb_memory()`. */
+export interface DuckDBMemory {
+  tag: string
+  memoryBytes: number
+  temporaryBytes: number
+}
+
 export interface ExportMarker {
   exportedAtMs: number
   /** The next offset of each source partition: the export holds every message before it. */
@@ -163,6 +170,8 @@ export class Lakehouse {
   readonly #connection: DuckDBConnection
   /** A second connection for reports while batches land (opened on first use). */
   #reader: DuckDBConnection | undefined
+  /** A third for the memory figures a metrics scrape asks for, never queued behind a report. */
+  #probe: DuckDBConnection | undefined
   readonly #tables: ReadonlyMap<SourceStream, SourceTable>
   readonly #gateSql: ReadonlyMap<SourceStream, string>
   /** Column types of each Bronze table, in column order, for its data chunks. */
@@ -678,9 +687,8 @@ export class Lakehouse {
     return reader.getRowObjectsJS()
   }
 
-  /** The data-quality report (the reference's `/api/v1/analytics/quality`, extended). */
   /**
-   * The data-quality report. It reads on a connection of its own inside one transaction: a
+   * The data-quality report (the reference's `/api/v1/analytics/quality`, extended). It reads on a connection of its own inside one transaction: a
    * consistent snapshot of committed batches, never a query interleaved with (or inside) the
    * transaction of a batch being landed on the main connection.
    */
@@ -789,9 +797,22 @@ export class Lakehouse {
   }
 
   /** Checkpoints and closes the file. */
+  /**
+   * DuckDB's own account of its memory by tag (`duckdb_memory()`): what its buffer manager holds,
+   * up to DUCKDB_MEMORY_LIMIT, and what it spilled to temporary files. What the process holds
+   * beyond it and the V8 heap is the allocator's and the addon's.
+   */
+  async memory (): Promise<DuckDBMemory[]> {
+    if (this.#closed) return []
+    this.#probe ??= await this.#instance.connect()
+    const rows = (await this.#probe.runAndReadAll('SELECT tag, memory_usage_bytes, temporary_storage_bytes FROM duckdb_memory()')).getRowObjects()
+    return rows.map(row => ({ tag: String(row.tag), memoryBytes: num(row.memory_usage_bytes), temporaryBytes: num(row.temporary_storage_bytes) }))
+  }
+
   close (): void {
     if (this.#closed) return
     this.#closed = true
+    this.#probe?.closeSync()
     this.#reader?.closeSync()
     this.#connection.closeSync()
     this.#instance.closeSync()

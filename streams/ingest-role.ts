@@ -28,8 +28,8 @@ export interface RunIngestOptions {
   /** Stops the role cleanly (finish the batch, commit, publish, close). */
   signal?: AbortSignal
   onBatch?: (result: BatchResult, stats: IngestStats) => void
-  /** Called once the consumer group runs, with the service (live `stats`, `ready`). */
-  onStarted?: (service: IngestService) => void
+  /** Called once the consumer group runs, with the service (live `stats`, `ready`) and the lakehouse it lands in. */
+  onStarted?: (service: IngestService, lakehouse: Lakehouse) => void
   /** How often the role logs its progress. @defaultValue 10000 */
   progressEveryMs?: number
   /**
@@ -103,7 +103,7 @@ export async function runIngest (options: RunIngestOptions): Promise<IngestRunSu
     await publishQuality()
     await exportIfDue()
     await service.start()
-    options.onStarted?.(service)
+    options.onStarted?.(service, lakehouse)
     const every = options.progressEveryMs ?? 10_000
     let lastLog = Date.now()
     while (options.signal?.aborted !== true) {

@@ -1,5 +1,6 @@
 import { createRedis } from '../../core/redis.ts'
 import { registerIngestMetrics } from '../../scoring/http/metrics.ts'
+import type { Lakehouse } from '../../lakehouse/lakehouse.ts'
 import type { IngestService } from '../../streams/ingest.ts'
 import { runIngest } from '../../streams/ingest-role.ts'
 import { awaitDependencies } from '../dependencies.ts'
@@ -26,7 +27,8 @@ export const ingestCommand: Command = {
       summary = await withRoleHttp(context, 'ingest', async http => {
         // With ROLE_HTTP_PORT: ingest's counters and batch timings, ready while batches land.
         let service: IngestService | undefined
-        const metrics = http === undefined ? undefined : registerIngestMetrics(http.registry, () => service?.stats)
+        let lakehouse: Lakehouse | undefined
+        const metrics = http === undefined ? undefined : registerIngestMetrics(http.registry, () => service?.stats, () => lakehouse?.memory())
         return await untilInterrupted(async signal => {
           // Kafka and the registry may come up after this process: wait for them, not ready meanwhile.
           if (!await awaitDependencies(context, { schemas: 'all', topics: true }, { role: 'ingest', signal, onWaiting: http?.waiting })) return undefined
@@ -35,8 +37,9 @@ export const ingestCommand: Command = {
             publishQuality: { redis, prefix: context.config.redis.prefix },
             ...(exportParquet === undefined ? {} : { exportParquet }),
             ...(metrics === undefined ? {} : { onBatch: metrics.observeBatch }),
-            onStarted: started => {
+            onStarted: (started, landing) => {
               service = started
+              lakehouse = landing
               http?.setReadiness(() => {
                 const stats = started.stats
                 const problem = stats.failing > 0 ? `micro-batch failing (${stats.failing} attempts): ${stats.lastError ?? 'unknown error'}` : started.consumerProblem ?? 'ingest is not consuming'

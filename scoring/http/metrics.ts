@@ -16,7 +16,7 @@ import type { Admin } from 'kafkajs'
 import { Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client'
 import type { Registry } from 'prom-client'
 import type { Config } from '../../config/index.ts'
-import type { BatchResult } from '../../lakehouse/lakehouse.ts'
+import type { BatchResult, DuckDBMemory } from '../../lakehouse/lakehouse.ts'
 import type { IngestStats } from '../../streams/ingest.ts'
 import { consumerGroupLag } from '../../streams/lag.ts'
 import { sourceTopics } from '../../streams/topics.ts'
@@ -222,8 +222,23 @@ export interface IngestMetrics {
  * them on its role server's registry (`churn ingest` with ROLE_HTTP_PORT); the API still sees its
  * lag and dead letters through Kafka (`kafkaFigures`).
  */
-export function registerIngestMetrics (registry: Registry, stats: () => Readonly<IngestStats> | undefined): IngestMetrics {
+export function registerIngestMetrics (registry: Registry, stats: () => Readonly<IngestStats> | undefined, memory?: () => Promise<readonly DuckDBMemory[]> | undefined): IngestMetrics {
   const registers = [registry]
+  // DuckDB's memory, read at each scrape (no series until the lakehouse is open).
+  const readMemory = shared(async () => await withTimeout(memory?.() ?? Promise.resolve([]), 1000, 'DuckDB memory'))
+  for (const [name, help, field] of [
+    ['churn_duckdb_memory_bytes', 'Memory DuckDB\'s buffer manager holds, by tag (duckdb_memory()); bounded by DUCKDB_MEMORY_LIMIT.', 'memoryBytes'],
+    ['churn_duckdb_temporary_bytes', 'Bytes DuckDB spilled to temporary files, by tag (duckdb_memory()).', 'temporaryBytes']
+  ] as const) {
+    registry.removeSingleMetric(name)
+    new Gauge({
+      name, help, labelNames: ['tag'], registers,
+      async collect () {
+        this.reset()
+        for (const m of await readMemory().catch(() => [])) this.set({ tag: m.tag }, m[field])
+      }
+    })
+  }
   const fromStats = (name: string, help: string, read: (s: Readonly<IngestStats>) => number): void => {
     registry.removeSingleMetric(name)
     new Counter({ name, help, registers, collect () { this.reset(); this.inc(read(stats() ?? EMPTY_STATS)) } })

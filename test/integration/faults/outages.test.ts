@@ -89,6 +89,9 @@ describe('Kafka broker outage under ingest', () => {
       return (await ingestCounters(port)).bronze >= produced
     }, { timeoutMs: 90_000, what: `${produced} messages in Bronze` })
     step('kafka: caught up')
+    // DuckDB's own memory account, which the soak reads to tell its buffer pool from a leak.
+    const duckdbBytes = await roleMetric(port, 'churn_duckdb_memory_bytes')
+    assert.ok(duckdbBytes !== undefined && duckdbBytes > 0, `DuckDB's memory on /metrics: ${String(duckdbBytes)}`)
     await stopCleanly(ingest)
     ingest = undefined
     assert.equal(await assertLandedOnce(isolated.config), produced)
