@@ -24,6 +24,14 @@ COPY training ./training
 COPY scoring ./scoring
 # cli/main.ts imports every command, the local-stack ones too, so that module must be there.
 COPY stack ./stack
+# jemalloc instead of glibc's malloc for every role: DuckDB in ingest allocates and frees blocks
+# in patterns that glibc's arenas keep as fragments, so ingest's memory outside DuckDB's own
+# account grew 8.5 MB/min under steady load where jemalloc held it flat (bench/soak.ts
+# --allocator glibc|jemalloc; RELIABILITY.md, "Soak").
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libjemalloc2 \
+ && rm -rf /var/lib/apt/lists/*
+ENV LD_PRELOAD=libjemalloc.so.2
 # A numeric non-root user, so Kubernetes can check runAsNonRoot without resolving names. The
 # root file system is read-only in the pods; everything written goes to mounted volumes (the
 # lakehouse, models, the export, /tmp).

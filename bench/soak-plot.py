@@ -84,6 +84,18 @@ def main(report_path, png_path):
                 k, b = line
                 x0, x1 = steady_from / 60, steady_to / 60
                 ax.plot([x0, x1], [k * x0 + b, k * x1 + b], color="black", linestyle=(0, (4, 2)), linewidth=0.8)
+        # Ingest is judged on its RSS minus DuckDB's buffer manager (bounded by its own limit).
+        outside = growth.get(f"RSS {role} - DuckDB")
+        inner = [(m, s["rssMb"][role] - s["duckdbMb"][role], s) for m, _, s in pts if role in s.get("duckdbMb", {})]
+        if outside is not None and inner:
+            slope = "" if outside["slope"] is None else f": {outside['slope']:+.2f} MB/min over the steady part ({outside['verdict']})"
+            ax.plot([m for m, _, _ in inner], [y for _, y, _ in inner], color=COLOURS[role], linewidth=1.2, linestyle=":", label=f"{role} minus DuckDB's buffers{slope}")
+            steady = [(m, y) for m, y, s in inner if s["phase"] == "traffic" and steady_from is not None and steady_to is not None and steady_from <= s["t"] <= steady_to]
+            line = fit([m for m, _ in steady], [y for _, y in steady])
+            if line is not None:
+                k, b = line
+                x0, x1 = steady_from / 60, steady_to / 60
+                ax.plot([x0, x1], [k * x0 + b, k * x1 + b], color="black", linestyle=(0, (4, 2)), linewidth=0.8)
     bounds = report["bounds"]
     ax.plot([], [], color="black", linestyle=(0, (4, 2)), linewidth=0.8, label="dashed black: least-squares fit, steady part")
     ax.set_ylabel("MB")

@@ -35,16 +35,18 @@ describe('soak --quick', () => {
     assert.match(stdout, /^p99 per interval, HTTP subscriber route .*median [\d.]+, worst [\d.]+; event -> churn-risk event \(ms\): median \d+, worst \d+$/m)
     assert.match(stdout, /^CPU while traffic ran .*ingest \d+%, score \d+%, work \d+%, serve \d+%/m)
     assert.match(stdout, /^growth on the steady part: TOO SHORT TO JUDGE, \d+ samples/m)
-    for (const role of ROLES) assert.match(stdout, new RegExp(`^RSS ${role}\\s+\\d+\\s+\\d+\\s+[+-][\\d.]+\\s+<= [\\d.]+\\s+[+-][\\d.]+\\s+<= [\\d.]+\\s+too short to judge`, 'm'), `RSS ${role} line`)
+    assert.match(stdout, /^allocator of every churn process: jemalloc \(LD_PRELOAD=libjemalloc\.so\.2, as the image\)$/m)
+    // Ingest is judged on its RSS beyond DuckDB's own account, which is checked against its limit.
+    for (const role of ROLES) assert.match(stdout, new RegExp(`^RSS ${role}${role === 'ingest' ? ' - DuckDB' : ''}\\s+\\d+\\s+\\d+\\s+[+-][\\d.]+\\s+<= [\\d.]+\\s+[+-][\\d.]+\\s+<= [\\d.]+\\s+too short to judge`, 'm'), `RSS ${role} line`)
     for (const group of ['ingest', 'scorer']) assert.match(stdout, new RegExp(`^lag ${group}\\s+[\\d.]+\\s+[\\d.]+\\s+[+-][\\d.]+\\s+<= [\\d.]+\\s+[+-][\\d.]+\\s+<= [\\d.]+\\s+too short to judge`, 'm'), `lag ${group} line`)
-    for (const check of ['no role exited before the end', 'chain moving', 'every role ready', 'drained within', 'HTTP errors at most 1%']) {
+    for (const check of ['no role exited before the end', 'chain moving', 'every role ready', 'ingest\'s DuckDB within DUCKDB_MEMORY_LIMIT', 'drained within', 'HTTP errors at most 1%']) {
       assert.match(stdout, new RegExp(`^ok   ${check}`, 'm'), `check passed: ${check}\n${stdout}`)
     }
     assert.match(stdout, /^verdict: PASS \(checks only; growth too short to judge\)$/m)
 
     const report = JSON.parse(await readFile(path.join(out, 'report.json'), 'utf8')) as {
       mode: string, verdict: string, failures: string[], steady: { judged: boolean }
-      samples: Array<{ t: number, rssMb: Record<string, number>, lag: { ingest: number, scorer: number }, http: { p99: number | null }, e2e: { p99: number | null }, queueDepth: number, ready: Record<string, boolean> }>
+      samples: Array<{ t: number, rssMb: Record<string, number>, duckdbMb: Record<string, number | undefined>, lag: { ingest: number, scorer: number }, http: { p99: number | null }, e2e: { p99: number | null }, queueDepth: number, ready: Record<string, boolean> }>
       growth: Array<{ series: string, verdict: string }>
     }
     assert.equal(report.mode, 'quick')
@@ -53,6 +55,7 @@ describe('soak --quick', () => {
     assert.ok(report.growth.every(g => g.verdict === 'too short to judge'), JSON.stringify(report.growth))
     assert.ok(report.samples.length >= 6)
     for (const role of ROLES) assert.ok(report.samples.every(s => s.rssMb[role] !== undefined && s.rssMb[role] > 10), `RSS of ${role} in every sample`)
+    assert.ok(report.samples.every(s => (s.duckdbMb.ingest ?? 0) > 0 && (s.duckdbMb.ingest ?? 0) < (s.rssMb.ingest ?? 0)), 'DuckDB\'s buffer manager in every sample, within ingest\'s RSS')
     assert.ok(report.samples.every(s => Number.isInteger(s.lag.ingest) && Number.isInteger(s.lag.scorer) && Number.isInteger(s.queueDepth)))
     assert.ok(report.samples.some(s => s.http.p99 !== null && s.http.p99 > 0), 'HTTP p99 measured')
     assert.ok(report.samples.some(s => s.e2e.p99 !== null && s.e2e.p99 > 0), 'event -> churn-risk p99 measured')
