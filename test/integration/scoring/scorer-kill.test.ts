@@ -143,10 +143,16 @@ describe('scorer under SIGKILL', () => {
 
       /** Waits until the scorer has committed everything, then checks the crash property. */
       const checkpoint = async (label: string, scorer: RoleProcess | undefined): Promise<void> => {
-        await waitFor(async () => {
-          if (scorer !== undefined && !scorer.alive()) throw new Error(`the scorer exited during ${label}: ${scorer.tail()}`)
-          return await scorerLag(admin) === 0
-        }, { timeoutMs: CATCH_UP_MS, what: `the scorer to catch up (${label})` })
+        try {
+          await waitFor(async () => {
+            if (scorer !== undefined && !scorer.alive()) throw new Error(`the scorer exited during ${label}: ${scorer.tail()}`)
+            return await scorerLag(admin) === 0
+          }, { timeoutMs: CATCH_UP_MS, what: `the scorer to catch up (${label})` })
+        } catch (error) {
+          // What the scorer was doing, for a wait that ran out.
+          if (error instanceof Error && scorer !== undefined) error.message = `${error.message}; lag ${await scorerLag(admin).catch(() => -1)}; the scorer's log:\n${scorer.tail()}`
+          throw error
+        }
         try {
           counts = await assertScorerInvariants(config, subscribers, { risk })
         } catch (error) {
