@@ -10,11 +10,16 @@ import { setTimeout as sleep } from 'node:timers/promises'
  * the caller decides what abandoning it means, and says so.
  */
 export async function settlesWithin (work: Promise<unknown>, ms: number): Promise<boolean> {
+  return await valueWithin(work.then(() => true, () => true), ms, false)
+}
+
+/** What `work` resolves to within `ms`, or `fallback` when it rejects or takes longer (it is not cancelled). */
+export async function valueWithin<T> (work: Promise<T>, ms: number, fallback: T): Promise<T> {
   const timer = new AbortController()
   try {
     return await Promise.race([
-      work.then(() => true, () => true),
-      sleep(ms, false, { signal: timer.signal, ref: false })
+      work.catch(() => fallback),
+      sleep(ms, fallback, { signal: timer.signal, ref: false })
     ])
   } finally {
     timer.abort()

@@ -6,13 +6,14 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Registry } from 'prom-client'
 import type { Config } from '../config/index.ts'
-import { settlesWithin } from '../core/deadline.ts'
+import { valueWithin } from '../core/deadline.ts'
 import type { Logger } from '../core/logger.ts'
 import { createRedis } from '../core/redis.ts'
 import { AvroCodec } from '../schemas/codec.ts'
 import { registerDerivedSchemas } from '../schemas/register.ts'
 import { createSchemaRegistry } from '../schemas/registry.ts'
 import { createKafka } from '../streams/kafka.ts'
+import { STOP_LAG_MS } from '../streams/lag.ts'
 import { ensureProjectTopics } from '../streams/topics.ts'
 import { ModelRegistry } from '../training/registry.ts'
 import { lakehouseFeatureHash } from '../training/sets.ts'
@@ -22,9 +23,6 @@ import { campaignQueues } from './queues.ts'
 import { ScorerService } from './scorer.ts'
 import type { ScorerStats } from './scorer.ts'
 import { OnlineStore } from './store.ts'
-
-/** How long a stopping scorer waits for Kafka to tell it the lag it leaves behind. */
-const STOP_LAG_MS = 5000
 
 export interface RunScorerOptions {
   config: Config
@@ -106,9 +104,7 @@ export async function runScorer (options: RunScorerOptions): Promise<ScorerRunSu
   } finally {
     await service.stop()
     models.stop()
-    // Informational: not worth holding the shutdown for a broker that does not answer.
-    const measuring = service.lag().then(value => { lag = value }, () => {})
-    await settlesWithin(measuring, STOP_LAG_MS)
+    lag = await valueWithin(service.lag(), STOP_LAG_MS, -1)
     await campaign.close()
     storeRedis.disconnect()
   }

@@ -17,6 +17,7 @@ import { UnrecoverableError, Worker } from 'bullmq'
 import type { Job } from 'bullmq'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config/index.ts'
+import { settlesWithin } from '../core/deadline.ts'
 import { describeError, errorCode } from '../core/errors.ts'
 import type { Logger } from '../core/logger.ts'
 import { createRedis } from '../core/redis.ts'
@@ -183,7 +184,7 @@ export class CampaignWorkers {
     if (this.#active === 0) return
     const idle = new Promise<void>(resolve => { this.#idle.push(resolve) })
     if (timeoutMs === Number.POSITIVE_INFINITY) return await idle
-    await Promise.race([idle, sleep(timeoutMs, undefined, { ref: false })])
+    await settlesWithin(idle, timeoutMs)
   }
 
   async #process (channel: Channel, adapter: ChannelAdapter, optOuts: OptOutList, job: Job<CampaignJobData, CampaignResult>): Promise<CampaignResult> {

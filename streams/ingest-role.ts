@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../config/index.ts'
-import { settlesWithin } from '../core/deadline.ts'
+import { valueWithin } from '../core/deadline.ts'
 import { describeError } from '../core/errors.ts'
 import type { Logger } from '../core/logger.ts'
 import { Lakehouse } from '../lakehouse/lakehouse.ts'
@@ -16,6 +16,7 @@ import { createSchemaRegistry } from '../schemas/registry.ts'
 import { IngestService } from './ingest.ts'
 import type { IngestStats } from './ingest.ts'
 import { createKafka } from './kafka.ts'
+import { STOP_LAG_MS } from './lag.ts'
 import { ensureProjectTopics, sourceTopics } from './topics.ts'
 import { QualityPublisher } from './quality-publisher.ts'
 import type { QualityPublisherOptions } from './quality-publisher.ts'
@@ -123,14 +124,10 @@ export async function runIngest (options: RunIngestOptions): Promise<IngestRunSu
     if (quality !== undefined) await publishQuality()
     const stored = await lakehouse.storedOffsets().catch(() => undefined)
     lakehouse.close()
-    // Informational: not worth holding the shutdown for a broker that does not answer.
-    if (stored !== undefined) await settlesWithin(lagAfterStop(kafka, config, stored).then(value => { lag = value }, () => {}), STOP_LAG_MS)
+    if (stored !== undefined) lag = await valueWithin(lagAfterStop(kafka, config, stored), STOP_LAG_MS, -1)
   }
   return { ...service.stats, ms: Date.now() - started, lag }
 }
-
-/** How long a stopping role waits for Kafka to tell it the lag it leaves behind. */
-const STOP_LAG_MS = 5000
 
 /** Lag from the lakehouse's stored offsets, after the service has stopped. */
 async function lagAfterStop (kafka: ReturnType<typeof createKafka>, config: Config, offsets: Awaited<ReturnType<Lakehouse['storedOffsets']>>): Promise<number> {

@@ -1,6 +1,9 @@
 /** Consumer-group lag from Kafka's committed offsets: what autoscaling and the main job watch. */
 import type { Admin } from 'kafkajs'
 
+/** How long a stopping role waits for Kafka to tell it the lag it leaves behind (informational). */
+export const STOP_LAG_MS = 5000
+
 /**
  * Messages on `topics` past the group's committed offsets (a partition the group never committed
  * counts from its low watermark).
