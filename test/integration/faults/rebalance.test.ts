@@ -2,9 +2,12 @@
  * Consumer instances joining and leaving mid-stream.
  *
  * The scorer keeps no local state, so it scales by rebalancing: one instance, then a second and a
- * third joining while changelog records stream in, then one leaving, the stream never pausing.
- * Once the group has caught up, the store holds each subscriber's newest version and tier, the
- * last churn-risk event per subscriber is its current tier (no tier change lost), and no
+ * third joining while changelog records stream in, then one leaving, the stream never pausing
+ * (with CHURN_LONG=1, 24 changes of membership between one and four instances, each leaving
+ * instance drawn at random, every third change made while the group still rebalances for the one
+ * before, the stream three times as fast). After each change the group must be stable at its new
+ * size and scoring. Once it has caught up, the store holds each subscriber's newest version and
+ * tier, the last churn-risk event per subscriber is its current tier (no tier change lost), and no
  * subscriber has a second job for a tier (the same checks as the SIGKILL test).
  *
  * Ingest does not rebalance: its offsets live in its own lakehouse file (one writer), so a second
@@ -43,7 +46,16 @@ import { TIERS, assertScorerInvariants, clearTierVectors, vectorChange } from '.
 import type { TierVector, TrackedSubscriber } from '../../helpers/scorer-invariants.ts'
 
 const CLI = path.resolve(import.meta.dirname, '../../../cli/main.ts')
-const SUBSCRIBERS = 300
+const LONG = process.env.CHURN_LONG === '1'
+const SUBSCRIBERS = LONG ? 1000 : 300
+/**
+ * The scorer group's size after each change of membership, starting from one instance. In the
+ * long run every third change follows the one before at once, while the group is still
+ * rebalancing for it.
+ */
+const MEMBERSHIP = LONG ? [2, 3, 4, 3, 2, 1, 2, 3, 4, 3, 2, 3, 4, 3, 2, 1, 2, 3, 2, 3, 4, 3, 2, 3] : [2, 3, 2]
+/** Changelog records every 100 ms. */
+const RECORDS_PER_TICK = LONG ? 90 : 30
 
 describe('consumer instances joining and leaving mid-stream', () => {
   describe('when scorers join and leave the group', () => {
@@ -61,7 +73,7 @@ describe('consumer instances joining and leaving mid-stream', () => {
     }, { timeout: 90_000 })
     after(async () => { await cleanup() })
 
-    it('loses no tier change and makes no second job while instances are added and removed', { timeout: 240_000 }, async () => {
+    it(`loses no tier change and makes no second job through ${MEMBERSHIP.length} changes of membership`, { timeout: LONG ? 1_200_000 : 240_000 }, async () => {
       const random = seededRandom(2718)
       const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'test-rebalance', logger })
       const admin = kafka.admin()
@@ -86,12 +98,30 @@ describe('consumer instances joining and leaving mid-stream', () => {
         return await scorer.running
       }
       const scored = (): number => scorers.reduce((sum, s) => sum + (s.service?.stats.scored ?? 0), 0)
+      /** The group as last described, for a wait that runs out. */
+      let group = 'not described yet'
       /** Members of a stable group, or -1 while it rebalances. */
       const members = async (): Promise<number> => {
         const { groups } = await admin.describeGroups([config.scorer.groupId])
+        group = `${groups[0]?.state ?? 'no group'} with ${groups[0]?.members.length ?? 0} member(s)`
         return groups[0]?.state === 'Stable' ? groups[0].members.length : -1
       }
-      // The stream: every 100 ms a new version for 30 subscribers, until stopped.
+      /** What each running instance last logged, progress reports aside. */
+      const logs = (): string => scorers.map((s, i) => {
+        if (s.stop.signal.aborted) return `instance ${i}: stopped`
+        const lines = s.tail().split('\n').filter(line => !line.includes('"scorer progress"') && !line.includes('drift above'))
+        return `instance ${i}:\n${lines.slice(-12).join('\n')}`
+      }).join('\n')
+      /** Waits for a stable group of `target`; if that runs out, says what the group and each instance were doing. */
+      const stableGroupOf = async (target: number): Promise<void> => {
+        try {
+          await waitFor(async () => await members() === target, { timeoutMs: 30_000, what: `a stable group of ${target}` })
+        } catch (error) {
+          if (error instanceof Error) error.message = `${error.message}: the group is ${group}; ${logs()}`
+          throw error
+        }
+      }
+      // The stream: every 100 ms a new version for RECORDS_PER_TICK subscribers, until stopped.
       let producing = true
       let produced = 0
       let cursor = 0
@@ -99,7 +129,7 @@ describe('consumer instances joining and leaving mid-stream', () => {
         while (producing) {
           const messages = []
           cursor += random.int(1, SUBSCRIBERS)
-          for (let k = 0; k < 30; k++) {
+          for (let k = 0; k < RECORDS_PER_TICK; k++) {
             const s = subscribers[(cursor + k) % SUBSCRIBERS] as TrackedSubscriber
             const vector = random.pick(vectors[random.pick(TIERS)])
             s.versions.push(vector)
@@ -118,28 +148,35 @@ describe('consumer instances joining and leaving mid-stream', () => {
         stream = streamRecords()
         start()
         await waitFor(() => scored() > 0, { timeoutMs: 30_000, what: 'the first scorer to score' })
-        await waitFor(async () => await members() === 1, { timeoutMs: 30_000, what: 'a group of one' })
-        for (const target of [2, 3]) {
+        await stableGroupOf(1)
+        // Instances that have not been asked to stop, oldest first.
+        const live = (): Array<(typeof scorers)[number]> => scorers.filter(s => !s.stop.signal.aborted)
+        for (const [change, target] of MEMBERSHIP.entries()) {
           const before = produced
-          start()
-          await waitFor(async () => await members() === target, { timeoutMs: 30_000, what: `a stable group of ${target}` })
-          timeline.push(`joined: ${target} members after ${produced - before} records streamed`)
+          if (target > live().length) {
+            assert.equal(target, live().length + 1, 'one instance joins at a time')
+            start()
+          } else {
+            // One instance leaves while records keep coming: in the short run the second, as ever;
+            // in the long one any of them, the first included.
+            const leaving = LONG ? random.pick(live()) : live()[1]
+            assert.ok(leaving !== undefined)
+            assert.equal(target, live().length - 1, 'one instance leaves at a time')
+            leaving.stop.abort()
+            await stopped(leaving)
+          }
+          if (LONG && change % 3 === 1) {
+            timeline.push(`${target} at once`)
+            continue
+          }
+          await stableGroupOf(target)
+          timeline.push(`${target} members after ${produced - before} records streamed`)
           const mark = scored()
           await waitFor(() => scored() > mark + 50, { timeoutMs: 30_000, what: `scoring with ${target} members` })
         }
-        // The second instance leaves while records keep coming.
-        const leaving = scorers[1]
-        assert.ok(leaving !== undefined)
-        const beforeLeave = produced
-        leaving.stop.abort()
-        await stopped(leaving)
-        await waitFor(async () => await members() === 2, { timeoutMs: 30_000, what: 'a stable group of 2 again' })
-        timeline.push(`left: 2 members after ${produced - beforeLeave} records streamed`)
-        const mark = scored()
-        await waitFor(() => scored() > mark + 50, { timeoutMs: 30_000, what: 'scoring after the leave' })
         producing = false
         await stream
-        await waitFor(async () => await (scorers[0]?.service?.lag() ?? Promise.resolve(-1)) === 0, { timeoutMs: 60_000, what: 'the group to catch up' })
+        await waitFor(async () => await (live()[0]?.service?.lag() ?? Promise.resolve(-1)) === 0, { timeoutMs: 60_000, what: 'the group to catch up' })
       } finally {
         producing = false
         await stream.catch(() => {})
