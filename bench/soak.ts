@@ -36,7 +36,8 @@
  *    a steady climb fails both. Runs shorter than `MIN_JUDGED_MS` of steady traffic (`--quick`)
  *    print the figures and "too short to judge" instead. Ingest's RSS holds DuckDB's buffer
  *    manager, whose cache of the blocks ingest writes fills towards DUCKDB_MEMORY_LIMIT for longer
- *    than a soak lasts (measured at 2,000 events/s: about 12 MB/min, dropping at each checkpoint).
+ *    than the default soak lasts (measured at 2,000 events/s: about 12 MB/min for some 20 minutes,
+ *    then a saw between 300 and 450 MB of the 512 MB limit, dropping at each checkpoint).
  *    So ingest is judged in two parts, each against a bound: what DuckDB accounts for
  *    (`duckdb_memory()`, from its /metrics) must stay within DUCKDB_MEMORY_LIMIT with nothing left
  *    in temporary files, and its RSS minus that must not grow, by the same slope and margin as
@@ -743,7 +744,7 @@ async function main (): Promise<number> {
       const measured = steady.filter(s => s.rssMb[role] !== undefined)
       // A role with a DuckDB (ingest) is judged on what it holds beyond DuckDB's buffer manager,
       // whose own bound (DUCKDB_MEMORY_LIMIT) is checked below: its cache of written blocks fills
-      // towards that limit for longer than a soak lasts, by design.
+      // towards that limit for longer than a 10-minute soak lasts, by design.
       if (measured.length > 0 && measured.every(s => s.duckdbMb[role] !== undefined)) {
         growth.push(growthOf(`RSS ${role} - DuckDB`, 'MB', measured.map(s => ({ t: s.t, y: (s.rssMb[role] as number) - (s.duckdbMb[role] as number) })), bounds.rssSlopeMbPerMin, bounds.rssMarginMb, judged))
       } else {
