@@ -166,7 +166,7 @@ describe('consumer instances joining and leaving mid-stream', () => {
             await stopped(leaving)
           }
           if (LONG && change % 3 === 1) {
-            timeline.push(`${target} at once`)
+            timeline.push(`${target} members, the next change at once`)
             continue
           }
           await stableGroupOf(target)
