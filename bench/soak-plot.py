@@ -36,6 +36,18 @@ def fit(xs, ys):
     return k, my - k * mx
 
 
+def draw_steady_fit(ax, pts, steady_from, steady_to):
+    """The least-squares line of (minute, value, sample) points over the steady part, dashed black."""
+    if steady_from is None or steady_to is None:
+        return
+    steady = [(m, y) for m, y, s in pts if s["phase"] == "traffic" and steady_from <= s["t"] <= steady_to]
+    line = fit([m for m, _ in steady], [y for _, y in steady])
+    if line is not None:
+        k, b = line
+        x0, x1 = steady_from / 60, steady_to / 60
+        ax.plot([x0, x1], [k * x0 + b, k * x1 + b], color="black", linestyle=(0, (4, 2)), linewidth=0.8)
+
+
 def main(report_path, png_path):
     with open(report_path, encoding="utf-8") as f:
         report = json.load(f)
@@ -77,25 +89,15 @@ def main(report_path, png_path):
             label = f"{role}: {g['slope']:+.2f} MB/min over the steady part ({g['verdict']})"
         ax.plot([m for m, _, _ in pts], [y for _, y, _ in pts], color=COLOURS[role],
                 linewidth=1.6 if role != "driver" else 1, linestyle="-" if role != "driver" else "--", label=label)
-        if g is not None and steady_from is not None and steady_to is not None:
-            steady = [(m, y) for m, y, s in pts if s["phase"] == "traffic" and steady_from <= s["t"] <= steady_to]
-            line = fit([m for m, _ in steady], [y for _, y in steady])
-            if line is not None:
-                k, b = line
-                x0, x1 = steady_from / 60, steady_to / 60
-                ax.plot([x0, x1], [k * x0 + b, k * x1 + b], color="black", linestyle=(0, (4, 2)), linewidth=0.8)
+        if g is not None:
+            draw_steady_fit(ax, pts, steady_from, steady_to)
         # Ingest is judged on its RSS minus DuckDB's buffer manager (bounded by its own limit).
         outside = growth.get(f"RSS {role} - DuckDB")
         inner = [(m, s["rssMb"][role] - s["duckdbMb"][role], s) for m, _, s in pts if role in s.get("duckdbMb", {})]
         if outside is not None and inner:
             slope = "" if outside["slope"] is None else f": {outside['slope']:+.2f} MB/min over the steady part ({outside['verdict']})"
             ax.plot([m for m, _, _ in inner], [y for _, y, _ in inner], color=COLOURS[role], linewidth=1.2, linestyle=":", label=f"{role} minus DuckDB's buffers{slope}")
-            steady = [(m, y) for m, y, s in inner if s["phase"] == "traffic" and steady_from is not None and steady_to is not None and steady_from <= s["t"] <= steady_to]
-            line = fit([m for m, _ in steady], [y for _, y in steady])
-            if line is not None:
-                k, b = line
-                x0, x1 = steady_from / 60, steady_to / 60
-                ax.plot([x0, x1], [k * x0 + b, k * x1 + b], color="black", linestyle=(0, (4, 2)), linewidth=0.8)
+            draw_steady_fit(ax, inner, steady_from, steady_to)
     bounds = report["bounds"]
     ax.plot([], [], color="black", linestyle=(0, (4, 2)), linewidth=0.8, label="dashed black: least-squares fit, steady part")
     ax.set_ylabel("MB")

@@ -745,11 +745,9 @@ async function main (): Promise<number> {
       // A role with a DuckDB (ingest) is judged on what it holds beyond DuckDB's buffer manager,
       // whose own bound (DUCKDB_MEMORY_LIMIT) is checked below: its cache of written blocks fills
       // towards that limit for longer than a 10-minute soak lasts, by design.
-      if (measured.length > 0 && measured.every(s => s.duckdbMb[role] !== undefined)) {
-        growth.push(growthOf(`RSS ${role} - DuckDB`, 'MB', measured.map(s => ({ t: s.t, y: (s.rssMb[role] as number) - (s.duckdbMb[role] as number) })), bounds.rssSlopeMbPerMin, bounds.rssMarginMb, judged))
-      } else {
-        growth.push(growthOf(`RSS ${role}`, 'MB', measured.map(s => ({ t: s.t, y: s.rssMb[role] as number })), bounds.rssSlopeMbPerMin, bounds.rssMarginMb, judged))
-      }
+      const beyondDuckdb = measured.length > 0 && measured.every(s => s.duckdbMb[role] !== undefined)
+      const points = measured.map(s => ({ t: s.t, y: (s.rssMb[role] as number) - (beyondDuckdb ? s.duckdbMb[role] as number : 0) }))
+      growth.push(growthOf(beyondDuckdb ? `RSS ${role} - DuckDB` : `RSS ${role}`, 'MB', points, bounds.rssSlopeMbPerMin, bounds.rssMarginMb, judged))
     }
     growth.push(growthOf('lag ingest', `s of traffic at ${int(rate)} events/s`, steady.map(s => ({ t: s.t, y: s.lag.ingest })), bounds.lagSlopeSecondsPerMin, bounds.lagMarginSeconds, judged, rate))
     growth.push(growthOf('lag scorer', `s of changelog at ${int(changelogRate)} records/s`, steady.map(s => ({ t: s.t, y: s.lag.scorer })), bounds.lagSlopeSecondsPerMin, bounds.lagMarginSeconds, judged, Math.max(1, changelogRate)))
